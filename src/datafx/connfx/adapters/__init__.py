@@ -1,0 +1,1 @@
+"""Adapters, one subpackage per technology, each exposing a ``factory``."""
