@@ -15,11 +15,17 @@ from datafx.connfx.behaviors import Behavior
 from datafx.connfx.config import to_seconds
 from datafx.connfx.connection import Connection
 from datafx.connfx.errors import (
+    ConnectionNotSupportedError,
     KeyNotFoundError,
     TransactionFailedError,
     UnmarshalError,
 )
-from datafx.connfx.ports import KeyValuePort, TransactionalPort, TransactionPort
+from datafx.connfx.ports import (
+    KeyScanPort,
+    KeyValuePort,
+    TransactionalPort,
+    TransactionPort,
+)
 
 __all__ = ["Store", "Transaction", "TransactionalStore"]
 
@@ -50,6 +56,7 @@ class Store:
         self._t_remove = Translate(conn, "remove")
         self._t_exists = Translate(conn, "exists")
         self._t_batch = Translate(conn, "batch")
+        self._t_scan = Translate(conn, "scan")
 
     @property
     def connection(self) -> Connection:
@@ -63,7 +70,7 @@ class Store:
         try:
             return self._codec.decode(data, type_)
         except UnmarshalError as exc:
-            name = getattr(type_, "__name__", None) or repr(type_)
+            name = "JSON" if type_ is None else getattr(type_, "__name__", repr(type_))
             raise UnmarshalError(
                 f"cannot decode the value of key {key!r} into {name}: {exc}"
             ) from exc
@@ -119,6 +126,32 @@ class Store:
         with self._t_batch:
             found = await self._kv.get_many(keys)
         return {key: self._decode(key, data, type_) for key, data in found.items()}
+
+    async def scan_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield the keys that start with ``prefix``; every key for ``""``.
+
+        Each key comes once, in an order the backend chooses (ascending on
+        memory and SQLite). Keys written during the scan may or may not appear.
+        Raises ``ConnectionNotSupportedError`` when the backend cannot list keys.
+        """
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        if not isinstance(self._kv, KeyScanPort):
+            raise ConnectionNotSupportedError(self._conn.protocol, "key scan")
+        self._check_open()
+        keys = self._kv.scan(prefix)
+        try:
+            while True:
+                with self._t_scan:
+                    try:
+                        key = await anext(keys)
+                    except StopAsyncIteration:
+                        return
+                yield key
+        finally:
+            close = getattr(keys, "aclose", None)
+            if close is not None:
+                await close()
 
     # -- writes ----------------------------------------------------------
 

@@ -23,6 +23,8 @@ from datafx.testing.fixtures import (
     BackendSpec,
     Capabilities,
     backend_fixture,
+    load_sample_records,
+    sample_data_path,
     server_reachable,
     services_required,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "BackendSpec",
     "Capabilities",
     "backend_fixture",
+    "load_sample_records",
+    "sample_data_path",
     "server_reachable",
     "services_required",
 ]

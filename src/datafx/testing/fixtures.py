@@ -21,6 +21,8 @@ __all__ = [
     "BackendSpec",
     "Capabilities",
     "backend_fixture",
+    "load_sample_records",
+    "sample_data_path",
     "server_reachable",
     "services_required",
 ]
@@ -132,3 +134,40 @@ def backend_fixture(specs: Sequence[BackendSpec]) -> Any:
             await registry.close()
 
     return backend
+
+
+DATA_VARIABLE = "DATAFX_SAMPLE_DATA"
+_DEFAULT_SAMPLE = ("..", "shared", "data", "pypi-packages.jsonl.gz")
+
+
+def sample_data_path() -> str | None:
+    """Return the path of the real package-metadata sample, or ``None`` when absent.
+
+    ``DATAFX_SAMPLE_DATA`` names the file; otherwise ``../shared/data`` beside
+    the working directory is tried.
+    """
+    candidates = [os.environ.get(DATA_VARIABLE, ""), os.path.join(os.getcwd(), *_DEFAULT_SAMPLE)]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_sample_records(limit: int) -> list[dict[str, Any]]:
+    """Read the first ``limit`` records of the sample data, or skip the test without it."""
+    import gzip
+    import json
+
+    path = sample_data_path()
+    if path is None:
+        pytest.skip(
+            f"sample data not found; set {DATA_VARIABLE} to pypi-packages.jsonl.gz"
+        )
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    records: list[dict[str, Any]] = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            records.append(json.loads(line))
+            if len(records) >= limit:
+                break
+    return records

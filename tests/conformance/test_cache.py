@@ -1,0 +1,3 @@
+"""The cache conformance suite on every configured backend."""
+
+from datafx.testing.conformance.cache import *  # noqa: F403

@@ -1,0 +1,3 @@
+"""The keyvalue conformance suite on every configured backend."""
+
+from datafx.testing.conformance.keyvalue import *  # noqa: F403

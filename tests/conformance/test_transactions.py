@@ -1,0 +1,3 @@
+"""The transactions conformance suite on every configured backend."""
+
+from datafx.testing.conformance.transactions import *  # noqa: F403
