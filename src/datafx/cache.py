@@ -37,7 +37,9 @@ class Cache:
     def connection(self) -> Connection:
         return self._conn
 
-    async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+    async def set(
+        self, key: str, value: Any, ttl: float | timedelta | None = None
+    ) -> None:
         key = check_key(key)
         seconds = check_ttl(ttl)
         await self._store._set_bytes(key, self._store.codec.encode(value), seconds)

@@ -81,7 +81,9 @@ class JsonCodec:
     content_type = "application/json"
 
     def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder(enc_hook=_encode_hook, decimal_format="string")
+        self._encoder = msgspec.json.Encoder(
+            enc_hook=_encode_hook, decimal_format="string"
+        )
         self._decoders: dict[Any, Callable[[bytes], Any]] = {}
         self._plain = msgspec.json.Decoder()
 
@@ -118,7 +120,9 @@ class JsonCodec:
             return cast(T, decoder(data))
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             name = getattr(type_, "__name__", repr(type_)) if type_ else "JSON"
-            raise UnmarshalError(f"cannot decode stored bytes into {name}: {exc}") from exc
+            raise UnmarshalError(
+                f"cannot decode stored bytes into {name}: {exc}"
+            ) from exc
 
     def _make_decoder(self, type_: Any) -> Callable[[bytes], Any]:
         if type_ is None or type_ is Any or type_ is object:

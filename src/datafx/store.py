@@ -253,12 +253,16 @@ class Transaction(Store):
     until the commit.
     """
 
-    def __init__(self, conn: Connection, port: TransactionPort, codec: Codec | None) -> None:
+    def __init__(
+        self, conn: Connection, port: TransactionPort, codec: Codec | None
+    ) -> None:
         self._bind(conn, port, codec)
         self._tx = port
         self._t_ttl = Translate(conn, "ttl")
 
-    async def set(self, key: str, value: Any, ttl: float | timedelta | None = None) -> None:
+    async def set(
+        self, key: str, value: Any, ttl: float | timedelta | None = None
+    ) -> None:
         """Create or replace ``key``, with an optional TTL."""
         key = check_key(key)
         seconds = check_ttl(ttl)

@@ -15,6 +15,7 @@ from datafx.connfx.errors import (
 )
 from datafx.connfx.ports import (
     CachePort,
+    KeyScanPort,
     KeyValuePort,
     QueryPort,
     TransactionalPort,
@@ -41,6 +42,7 @@ __all__ = [
     "ConsumerConfig",
     "HealthStatus",
     "InvalidConfigError",
+    "KeyScanPort",
     "KeyValuePort",
     "LazyFactory",
     "ParsedDSN",

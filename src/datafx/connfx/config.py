@@ -18,7 +18,9 @@ __all__ = ["ConfigTarget", "to_seconds"]
 _SECRET_PROPERTY_WORDS = ("password", "secret", "token", "key")
 
 
-def to_seconds(value: float | timedelta, field_name: str, *, allow_zero: bool = False) -> float:
+def to_seconds(
+    value: float | timedelta, field_name: str, *, allow_zero: bool = False
+) -> float:
     """Convert a duration given as seconds or ``timedelta`` to seconds.
 
     Raises ``ValueError`` naming ``field_name`` for a negative, non-finite or
@@ -97,8 +99,10 @@ class ConfigTarget:
     def parsed(self) -> ParsedDSN:
         """Return the parsed DSN, with ``host``, ``port`` and ``tls`` applied."""
         location = self.location
-        parsed = parse_dsn(location) if location else ParsedDSN(
-            scheme=self.protocol, protocol=self.protocol
+        parsed = (
+            parse_dsn(location)
+            if location
+            else ParsedDSN(scheme=self.protocol, protocol=self.protocol)
         )
         if self.host is not None:
             parsed = replace(parsed, host=self.host, hosts=())
@@ -161,14 +165,16 @@ class ConfigTarget:
                 )
             data = data[part]
         if not isinstance(data, dict):
-            raise InvalidConfigError(f"section {section!r} of {str(path)!r} is not a table")
+            raise InvalidConfigError(
+                f"section {section!r} of {str(path)!r} is not a table"
+            )
         return cls.from_mapping(data)
 
     @classmethod
     def from_env(
         cls, prefix: str = "DATAFX_", environ: Mapping[str, str] | None = None
     ) -> ConfigTarget:
-        """Build a target from ``<prefix>DSN``, ``<prefix>PROTOCOL``, ``<prefix>HOST`` ...
+        """Build a target from variables such as ``<prefix>DSN`` and ``<prefix>HOST``.
 
         Variables named ``<prefix>PROPERTY_<NAME>`` become ``properties[name]``.
         """

@@ -39,7 +39,9 @@ class Connection:
     ) -> None:
         self.name = name
         self.target = target
-        self.logger = logger or logging.getLogger(f"datafx.connfx.{self.protocol or 'connection'}")
+        self.logger = logger or logging.getLogger(
+            f"datafx.connfx.{self.protocol or 'connection'}"
+        )
         self.state = ConnectionState.NOT_INITIALIZED
         self.key_value: KeyValuePort | None = None
         self.cache: CachePort | None = None
@@ -94,7 +96,9 @@ class Connection:
             latency = time.perf_counter() - started
             self.state = ConnectionState.ERROR
             self.logger.warning(
-                "health check of connection %r failed: %s", self.name, type(exc).__name__
+                "health check of connection %r failed: %s",
+                self.name,
+                type(exc).__name__,
             )
             return HealthStatus(
                 state=self.state,

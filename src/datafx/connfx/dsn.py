@@ -46,7 +46,9 @@ SCHEME_ALIASES: dict[str, str] = {
 TLS_SCHEMES = frozenset({"rediss", "rediss+cluster", "amqps", "tls"})
 
 _MASK = "***"
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#]*)@")
+_USERINFO = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#]*)@"
+)
 
 
 def protocol_for_scheme(scheme: str) -> str:

@@ -126,7 +126,9 @@ class ConnectionClosedError(DataError):
 class BackendError(DataError):
     """A driver or server failure, with the driver's exception as ``__cause__``."""
 
-    def __init__(self, message: str, *, protocol: str = "", operation: str = "") -> None:
+    def __init__(
+        self, message: str, *, protocol: str = "", operation: str = ""
+    ) -> None:
         self.protocol = protocol
         self.operation = operation
         super().__init__(message)

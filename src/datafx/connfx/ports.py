@@ -19,11 +19,12 @@ concurrently from many tasks of the event loop that opened the connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "CachePort",
+    "KeyScanPort",
     "KeyValuePort",
     "QueryPort",
     "TransactionPort",
@@ -47,7 +48,9 @@ class KeyValuePort(Protocol):
         """Create or replace a key. ``ttl=None`` removes any expiry the key had."""
         ...
 
-    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+    async def set_many(
+        self, items: Mapping[str, bytes], ttl: float | None = None
+    ) -> None:
         """Create or replace several keys atomically where the backend allows it."""
         ...
 
@@ -74,11 +77,31 @@ class KeyValuePort(Protocol):
 
 
 @runtime_checkable
+class KeyScanPort(Protocol):
+    """Key listing, an optional capability of a :class:`KeyValuePort`.
+
+    A key-value port that can list its keys also implements ``scan``; the data
+    layer checks for it with ``isinstance(port, KeyScanPort)``.
+    """
+
+    def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield every live key that starts with ``prefix`` (all keys for ``""``).
+
+        Each key is yielded once; the order is the adapter's own. Keys written
+        or removed while the scan runs may or may not appear. The caller may
+        stop early, so an adapter must not hold a lock between two keys.
+        ``prefix`` is a plain string: ``%``, ``_``, ``*`` and ``?`` in it
+        match only themselves.
+        """
+        ...
+
+
+@runtime_checkable
 class CachePort(Protocol):
     """Expiry management on top of :class:`KeyValuePort` (``set`` takes ``ttl``)."""
 
     async def get_ttl(self, key: str) -> float | None:
-        """Return the remaining lifetime in seconds, ``None`` when the key never expires.
+        """Return the remaining lifetime in seconds, or ``None`` for no expiry.
 
         Raises ``KeyNotFoundError`` for a missing or expired key. Never returns
         zero, a negative number or a backend's sentinel code.
@@ -91,7 +114,7 @@ class CachePort(Protocol):
 
 
 class TransactionPort(KeyValuePort, CachePort, Protocol):
-    """An open transaction: reads see its own writes, others see nothing before commit."""
+    """An open transaction. Its reads see its writes; others see them after commit."""
 
     async def commit(self) -> None:
         """Make every write visible atomically.

@@ -137,7 +137,9 @@ class Registry:
         ``UnsupportedProtocolError`` when no factory serves the protocol.
         """
         if not isinstance(name, str) or not name:
-            raise InvalidConfigError(f"a connection name must be a non-empty str, got {name!r}")
+            raise InvalidConfigError(
+                f"a connection name must be a non-empty str, got {name!r}"
+            )
         if name in self._connections or name in self._pending:
             raise ConnectionAlreadyExistsError(
                 f"a connection named {name!r} already exists; remove it first "
@@ -147,7 +149,8 @@ class Registry:
             target = ConfigTarget.from_dsn(target)
         elif not isinstance(target, ConfigTarget):
             raise InvalidConfigError(
-                f"target must be a ConfigTarget or a DSN string, not {type(target).__name__}"
+                "target must be a ConfigTarget or a DSN string, "
+                f"not {type(target).__name__}"
             )
         factory = self._factories.get(target.protocol)
         if factory is None:
@@ -163,9 +166,7 @@ class Registry:
         finally:
             self._pending.discard(name)
         self._connections[name] = connection
-        self._logger.info(
-            "opened connection %r to %s", name, target.masked_location()
-        )
+        self._logger.info("opened connection %r to %s", name, target.masked_location())
         return connection
 
     def get_default(self) -> Connection:

@@ -118,7 +118,9 @@ def backend_fixture(specs: Sequence[BackendSpec]) -> Any:
     params = [pytest.param(spec, id=spec.id, marks=list(spec.marks)) for spec in specs]
 
     @pytest_asyncio.fixture(params=params)
-    async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Backend]:
+    async def backend(
+        request: pytest.FixtureRequest, tmp_path: Any
+    ) -> AsyncIterator[Backend]:
         spec: BackendSpec = request.param
         _check_server(spec)
         if spec.setup is not None:
@@ -129,7 +131,9 @@ def backend_fixture(specs: Sequence[BackendSpec]) -> Any:
         conn = await registry.add_connection("default", target)
         prefix = f"t{uuid.uuid4().hex[:12]}:"
         try:
-            yield Backend(spec=spec, registry=registry, conn=conn, dsn=dsn, prefix=prefix)
+            yield Backend(
+                spec=spec, registry=registry, conn=conn, dsn=dsn, prefix=prefix
+            )
         finally:
             await registry.close()
 
@@ -146,7 +150,10 @@ def sample_data_path() -> str | None:
     ``DATAFX_SAMPLE_DATA`` names the file; otherwise ``../shared/data`` beside
     the working directory is tried.
     """
-    candidates = [os.environ.get(DATA_VARIABLE, ""), os.path.join(os.getcwd(), *_DEFAULT_SAMPLE)]
+    candidates = [
+        os.environ.get(DATA_VARIABLE, ""),
+        os.path.join(os.getcwd(), *_DEFAULT_SAMPLE),
+    ]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate):
             return candidate
@@ -154,7 +161,7 @@ def sample_data_path() -> str | None:
 
 
 def load_sample_records(limit: int) -> list[dict[str, Any]]:
-    """Read the first ``limit`` records of the sample data, or skip the test without it."""
+    """Read the first ``limit`` sample records; skip the test when the file is absent."""
     import gzip
     import json
 

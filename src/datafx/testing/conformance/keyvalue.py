@@ -18,6 +18,7 @@ import pytest
 import datafx
 from datafx.testing.fixtures import Backend, load_sample_records
 
+
 @dataclasses.dataclass
 class User:
     id: int
@@ -224,7 +225,7 @@ async def test_invalid_keys_are_rejected_before_io(backend: Backend) -> None:
     with pytest.raises(TypeError, match="str"):
         await store.set(123, 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="str"):
-        await store.get(None)  # type: ignore[arg-type]
+        await store.get(None)  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         await store.get_many(backend.key())
     with pytest.raises(TypeError):
@@ -296,9 +297,13 @@ async def test_get_many_typed(backend: Backend) -> None:
 
 async def test_remove_many(backend: Backend) -> None:
     store = _store(backend)
-    await store.set_many({backend.key("a"): 1, backend.key("b"): 2, backend.key("c"): 3})
+    await store.set_many(
+        {backend.key("a"): 1, backend.key("b"): 2, backend.key("c"): 3}
+    )
     await store.remove_many([backend.key("a"), backend.key("b"), backend.key("zz")])
-    assert await store.get_many([backend.key(k) for k in "abc"]) == {backend.key("c"): 3}
+    assert await store.get_many([backend.key(k) for k in "abc"]) == {
+        backend.key("c"): 3
+    }
     await store.remove_many([])
 
 

@@ -11,7 +11,7 @@ import datafx
 from datafx.testing.fixtures import Backend
 
 
-class _Abort(Exception):
+class _AbortError(Exception):
     """Raised by a test to leave a transaction block."""
 
 
@@ -79,8 +79,8 @@ async def test_exception_rolls_back_and_propagates(backend: Backend) -> None:
     tx_store = _tx_store(backend)
     store = datafx.Store(backend.conn)
     await store.set(backend.key("kept"), "original")
-    error = _Abort("stop here")
-    with pytest.raises(_Abort) as info:
+    error = _AbortError("stop here")
+    with pytest.raises(_AbortError) as info:
         async with tx_store.transaction() as tx:
             await tx.set(backend.key("new"), 1)
             await tx.update(backend.key("kept"), "changed")
@@ -108,9 +108,9 @@ async def test_execute_transaction_rolls_back_on_error(backend: Backend) -> None
 
     async def failing(tx: datafx.Transaction) -> None:
         await tx.set(backend.key(), "partial")
-        raise _Abort("caller error")
+        raise _AbortError("caller error")
 
-    with pytest.raises(_Abort, match="caller error"):
+    with pytest.raises(_AbortError, match="caller error"):
         await tx_store.execute_transaction(failing)
     assert not await datafx.Store(backend.conn).exists(backend.key())
 
@@ -153,7 +153,9 @@ async def test_cancelled_transaction_rolls_back_and_leaves_connection_clean(
     assert await store.get(backend.key("plain")) == 3
 
 
-async def test_concurrent_increments_with_retries_lose_nothing(backend: Backend) -> None:
+async def test_concurrent_increments_with_retries_lose_nothing(
+    backend: Backend,
+) -> None:
     tx_store = _tx_store(backend)
     store = datafx.Store(backend.conn)
     await store.set(backend.key("counter"), 0)
@@ -186,7 +188,9 @@ async def test_ttl_inside_transaction(backend: Backend) -> None:
     assert remaining > timedelta(seconds=25)
 
 
-async def test_invalid_values_inside_transaction_write_nothing(backend: Backend) -> None:
+async def test_invalid_values_inside_transaction_write_nothing(
+    backend: Backend,
+) -> None:
     tx_store = _tx_store(backend)
     with pytest.raises(datafx.MarshalError):
         async with tx_store.transaction() as tx:

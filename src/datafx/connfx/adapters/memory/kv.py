@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from datafx.connfx.errors import KeyNotFoundError, TransactionFailedError
@@ -86,7 +86,9 @@ class MemoryKeyValue:
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._space.put(key, Entry(value, _deadline(ttl)))
 
-    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+    async def set_many(
+        self, items: Mapping[str, bytes], ttl: float | None = None
+    ) -> None:
         deadline = _deadline(ttl)
         for key, value in items.items():
             self._space.put(key, Entry(value, deadline))
@@ -123,6 +125,17 @@ class MemoryKeyValue:
         self._space.put(key, Entry(entry.value, _deadline(ttl)))
         return True
 
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield the live keys starting with ``prefix`` in ascending order.
+
+        The matching keys are copied and sorted first, so writes during the
+        scan never break the iteration.
+        """
+        keys = sorted(key for key in self._space.entries if key.startswith(prefix))
+        for key in keys:
+            if self._space.live(key) is not None:
+                yield key
+
 
 _DELETED = Entry(b"", None)
 
@@ -143,13 +156,14 @@ class MemoryTransaction:
         self._done = False
 
     def _read(self, key: str) -> Entry | None:
-        if key in self._writes:
-            entry = self._writes[key]
-            if entry is _DELETED:
+        written = self._writes.get(key)
+        if written is not None:
+            if written is _DELETED:
                 return None
-            if entry.expires_at is not None and entry.expires_at <= time.monotonic():
+            expires_at = written.expires_at
+            if expires_at is not None and expires_at <= time.monotonic():
                 return None
-            return entry
+            return written
         entry = self._space.live(key)
         self._reads.setdefault(key, entry)
         return entry
@@ -174,7 +188,9 @@ class MemoryTransaction:
         self._check_active()
         self._writes[key] = Entry(value, _deadline(ttl))
 
-    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+    async def set_many(
+        self, items: Mapping[str, bytes], ttl: float | None = None
+    ) -> None:
         self._check_active()
         deadline = _deadline(ttl)
         for key, value in items.items():
@@ -221,8 +237,8 @@ class MemoryTransaction:
         self._done = True
         space = self._space
         now = time.monotonic()
-        for key, seen in self._reads.items():
-            if space.live(key, now) is not seen:
+        for key, read in self._reads.items():
+            if space.live(key, now) is not read:
                 raise TransactionFailedError(
                     f"transaction conflict: key {key!r} was changed by another "
                     "writer after this transaction read it",
