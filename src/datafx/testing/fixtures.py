@@ -161,7 +161,7 @@ def sample_data_path() -> str | None:
 
 
 def load_sample_records(limit: int) -> list[dict[str, Any]]:
-    """Read the first ``limit`` sample records; skip the test when the file is absent."""
+    """Read the first ``limit`` sample records; skip the test without the file."""
     import gzip
     import json
 
