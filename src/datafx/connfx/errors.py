@@ -8,6 +8,7 @@ Every error derives from :class:`DataError`::
     ├── TransactionFailedError
     ├── QueueNotSupportedError
     ├── QueueNotFoundError
+    ├── QueueFullError
     ├── MessageProcessingError
     ├── CodecError
     │   ├── MarshalError           (also a ValueError)
@@ -41,6 +42,7 @@ __all__ = [
     "MarshalError",
     "MessageProcessingError",
     "PoolTimeoutError",
+    "QueueFullError",
     "QueueNotFoundError",
     "QueueNotSupportedError",
     "TransactionFailedError",
@@ -100,6 +102,23 @@ class QueueNotFoundError(DataError):
         self.name = name
         super().__init__(
             f"queue not found: {name!r}; call declare_queue({name!r}) first"
+        )
+
+
+class QueueFullError(DataError):
+    """A publish was rejected because the queue holds ``max_length`` messages.
+
+    Raised only by queues declared with ``args={"overflow": "reject-publish"}``;
+    other full queues drop their oldest message instead.
+    """
+
+    def __init__(self, name: str, max_length: int) -> None:
+        self.name = name
+        self.max_length = max_length
+        super().__init__(
+            f"queue {name!r} is full ({max_length} messages) and rejects publishes; "
+            "consume messages first, or declare it without overflow='reject-publish' "
+            "to drop the oldest message instead"
         )
 
 
