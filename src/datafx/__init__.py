@@ -19,12 +19,16 @@ from datafx.connfx.errors import (
     MarshalError,
     MessageProcessingError,
     PoolTimeoutError,
+    QueueFullError,
     QueueNotFoundError,
     QueueNotSupportedError,
     TransactionFailedError,
     UnmarshalError,
 )
+from datafx.message import Message, StreamEntry
+from datafx.queue import Queue, Subscription
 from datafx.store import Store, Transaction, TransactionalStore
+from datafx.stream import ConsumerGroupInfo, QueueStream, StreamInfo
 
 __version__ = "0.1.0"
 
@@ -35,15 +39,23 @@ __all__ = [
     "CodecError",
     "ConnectionClosedError",
     "ConnectionNotSupportedError",
+    "ConsumerGroupInfo",
     "DataError",
     "JsonCodec",
     "KeyNotFoundError",
     "MarshalError",
+    "Message",
     "MessageProcessingError",
     "PoolTimeoutError",
+    "Queue",
+    "QueueFullError",
     "QueueNotFoundError",
     "QueueNotSupportedError",
+    "QueueStream",
     "Store",
+    "StreamEntry",
+    "StreamInfo",
+    "Subscription",
     "Transaction",
     "TransactionFailedError",
     "TransactionalStore",

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from datafx.connfx.adapters.memory.kv import KeySpace, MemoryKeyValue, MemoryTransactional
+from datafx.connfx.adapters.memory.queue import MemoryQueues
 from datafx.connfx.behaviors import Behavior, ConnectionState
 from datafx.connfx.config import ConfigTarget
 from datafx.connfx.connection import Connection
@@ -54,6 +55,8 @@ class MemoryConnection(Connection):
             Behavior.KEY_VALUE,
             Behavior.CACHE,
             Behavior.TRANSACTIONAL,
+            Behavior.QUEUE,
+            Behavior.STREAMING,
             Behavior.STATEFUL,
         }
     )
@@ -67,6 +70,9 @@ class MemoryConnection(Connection):
         self.key_value = kv
         self.cache = kv
         self.transactional = MemoryTransactional(self.database.keys)
+        queues = MemoryQueues(self.database.extensions)
+        self.queue = queues
+        self.stream = queues
         self.state = ConnectionState.READY
 
     @property
