@@ -116,6 +116,9 @@ def _protocol_status(protocol: str) -> tuple[str, str]:
         LazyFactory(protocol, module, extra).load()
     except UnsupportedProtocolError:
         return "driver not installed", install
+    except AttributeError:
+        # The adapter package exists but defines no module-level ``factory``.
+        return "not available in this version", ""
     return "installed", install
 
 
