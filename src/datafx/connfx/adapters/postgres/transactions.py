@@ -110,14 +110,18 @@ class PostgresTransaction:
         await self._end(self._connection, rollback=True)
 
     async def _end(self, connection: Any, *, rollback: bool) -> None:
-        """Roll back if asked, then return the connection, even when cancelled."""
+        """Roll back if asked, then return the connection, even when cancelled.
+
+        asyncpg's pool waits for a cancelled statement to end and rolls back
+        any open transaction before the connection is lent again.
+        """
         if connection is None:
             return
         self._connection = None
         clean = True
         try:
             if rollback and not connection.is_closed():
-                await asyncio.shield(self._transaction.rollback())
+                await self._transaction.rollback()
         except asyncpg.InterfaceError:
             # The transaction had already failed (a conflict on commit) or a
             # cancelled statement is still winding down; the pool's full reset

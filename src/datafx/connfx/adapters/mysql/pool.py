@@ -1,0 +1,157 @@
+"""The asyncmy pool: creation from options, bounded acquire, statement helpers.
+
+Every pooled connection runs in autocommit mode with ``CLIENT_FOUND_ROWS``, so
+an UPDATE reports the rows it matched (not only the rows whose value changed)
+and ``update`` of a key with its current value still counts as found.
+asyncmy closes a connection whose statement was cancelled mid-way, and its
+pool discards connections that are closed or still inside a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncmy
+from asyncmy.constants import CLIENT
+
+from datafx.connfx.adapters.sqlbase.options import SqlOptions
+from datafx.connfx.config import ConfigTarget
+from datafx.connfx.errors import InvalidConfigError, PoolTimeoutError
+
+__all__ = ["MySqlPool", "connect_arguments", "execute", "fetch"]
+
+
+async def fetch(connection: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    """Run ``sql`` with ``args`` bound and return every row as a tuple.
+
+    Without ``args`` the SQL is sent as it is, so a literal ``%`` needs no escape.
+    """
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, args or None)
+        rows: list[Any] = await cursor.fetchall()
+    return rows
+
+
+async def execute(connection: Any, sql: str, args: Sequence[Any] = ()) -> int:
+    """Run ``sql`` with ``args`` bound and return the matched row count."""
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, args or None)
+        count: int = cursor.rowcount
+    return count
+
+
+def _ssl_argument(target: ConfigTarget, options: SqlOptions) -> ssl.SSLContext | None:
+    mode = options.sslmode
+    if mode is None and target.parsed().tls:
+        mode = "verify-full"
+    if mode in (None, "disable"):
+        return None
+    if mode == "prefer":
+        raise InvalidConfigError(
+            "sslmode=prefer is not supported for MySQL; use require, verify-ca, "
+            "verify-full or disable"
+        )
+    context = ssl.create_default_context(cafile=target.ca_file)
+    if target.cert_file:
+        context.load_cert_chain(target.cert_file, target.key_file)
+    if target.tls_skip_verify or mode == "require":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif mode == "verify-ca":
+        context.check_hostname = False
+    return context
+
+
+def connect_arguments(target: ConfigTarget, options: SqlOptions) -> dict[str, Any]:
+    """Return the keyword arguments of ``asyncmy.connect`` for ``target``."""
+    parsed = target.parsed()
+    if len(parsed.hosts) > 1:
+        raise InvalidConfigError(
+            f"MySQL DSN {target.masked_location()!r} lists several hosts; "
+            "asyncmy connects to one host, so give only one"
+        )
+    arguments: dict[str, Any] = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": parsed.username or "root",
+        "password": parsed.password or "",
+        "db": parsed.database or None,
+        "connect_timeout": options.connect_timeout,
+        "autocommit": True,
+        "charset": "utf8mb4",
+        "program_name": options.application_name,
+        "client_flag": CLIENT.FOUND_ROWS,
+    }
+    try:
+        context = _ssl_argument(target, options)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidConfigError(
+            f"cannot load the TLS files of {target.masked_location()!r}: {exc}"
+        ) from exc
+    if context is not None:
+        arguments["ssl"] = context
+    return arguments
+
+
+class MySqlPool:
+    """An asyncmy pool whose ``acquire`` gives up after ``timeout`` seconds."""
+
+    def __init__(self, pool: Any, size: int, timeout: float) -> None:
+        self.pool = pool
+        self.size = size
+        self.timeout = timeout
+
+    @classmethod
+    async def open(cls, target: ConfigTarget, options: SqlOptions) -> MySqlPool:
+        pool = await asyncmy.create_pool(
+            minsize=options.pool_min,
+            maxsize=options.pool_size,
+            **connect_arguments(target, options),
+        )
+        return cls(pool, options.pool_size, options.pool_timeout)
+
+    async def borrow(self) -> Any:
+        """Return a pooled connection; raise ``PoolTimeoutError`` when none frees up."""
+        if self.pool.freesize:
+            # A free connection is handed out without waiting.
+            return await self.pool.acquire()
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.pool.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"no MySQL connection became free within {self.timeout:g}s: "
+                f"all {self.size} pooled connections are in use; raise the "
+                "pool_size option or hold connections for less time",
+                protocol="mysql",
+                operation="acquire",
+            ) from None
+
+    def give_back(self, connection: Any) -> None:
+        """Return ``connection``; one left inside a transaction is closed instead."""
+        self.pool.release(connection)
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        connection = await self.borrow()
+        try:
+            yield connection
+        finally:
+            self.give_back(connection)
+
+    def state(self) -> dict[str, object]:
+        pool = self.pool
+        return {
+            "pool_size": pool.size,
+            "pool_idle": pool.freesize,
+            "pool_min": pool.minsize,
+            "pool_max": pool.maxsize,
+        }
+
+    async def close(self) -> None:
+        self.pool.close()
+        await self.pool.wait_closed()
