@@ -7,13 +7,25 @@ supports. Server-backed specs skip when their server does not answer, unless
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from datafx.testing import BackendSpec, backend_fixture
+import pytest
+
+from datafx.connfx import ConfigTarget, Registry
+from datafx.testing import BackendSpec, backend_fixture, server_reachable
 
 
 def _sqlite_dsn(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'conformance.db'}"
+
+
+# One table prefix per test run, so parallel runs never share SQL tables.
+SQL_PREFIX = f"cf{uuid.uuid4().hex[:10]}_"
+POSTGRES_DSN = "postgres://postgres@127.0.0.1:5432/test"
+MYSQL_DSN = "mysql://root@127.0.0.1:3306/test"
 
 
 def _memory_dsn(tmp_path: Path) -> str:
@@ -24,6 +36,48 @@ def _memory_dsn(tmp_path: Path) -> str:
 SPECS = [
     BackendSpec("memory", dsn=_memory_dsn),
     BackendSpec("sqlite", dsn=_sqlite_dsn),
+    BackendSpec(
+        "redis",
+        dsn="redis://127.0.0.1:6379/0",
+        server=("127.0.0.1", 6379),
+        marks=[pytest.mark.server],
+    ),
+    BackendSpec(
+        "postgres",
+        dsn=POSTGRES_DSN,
+        server=("127.0.0.1", 5432),
+        properties={"table_prefix": SQL_PREFIX, "pool_size": 4},
+        marks=[pytest.mark.server],
+    ),
+    BackendSpec(
+        "mysql",
+        dsn=MYSQL_DSN,
+        server=("127.0.0.1", 3306),
+        properties={"table_prefix": SQL_PREFIX, "pool_size": 4},
+        marks=[pytest.mark.server],
+    ),
 ]
 
 backend = backend_fixture(SPECS)
+
+
+async def _drop_sql_tables() -> None:
+    # Drop every table this run created, whichever SQL server answered.
+    async with Registry.with_defaults() as registry:
+        for name, dsn, port, quote in (
+            ("pg", POSTGRES_DSN, 5432, '"'),
+            ("my", MYSQL_DSN, 3306, "`"),
+        ):
+            if not server_reachable("127.0.0.1", port):
+                continue
+            conn = await registry.add_connection(name, ConfigTarget(dsn=dsn))
+            for suffix in ("kv", "schema_version"):
+                await conn.execute(  # type: ignore[attr-defined]
+                    f"DROP TABLE IF EXISTS {quote}{SQL_PREFIX}{suffix}{quote}"
+                )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sql_tables_dropped() -> Iterator[None]:
+    yield
+    asyncio.run(_drop_sql_tables())
