@@ -15,6 +15,7 @@ from datafx.connfx.adapters.sqlite.kv import (
     sweep_expired,
 )
 from datafx.connfx.adapters.sqlite.options import SqliteOptions, parse_options
+from datafx.connfx.adapters.sqlite.queue import SqliteQueues
 from datafx.connfx.behaviors import Behavior, ConnectionState
 from datafx.connfx.config import ConfigTarget
 from datafx.connfx.connection import Connection
@@ -35,6 +36,8 @@ class SqliteConnection(Connection):
             Behavior.KEY_VALUE,
             Behavior.CACHE,
             Behavior.TRANSACTIONAL,
+            Behavior.QUEUE,
+            Behavior.STREAMING,
             Behavior.STATEFUL,
         }
     )
@@ -53,6 +56,10 @@ class SqliteConnection(Connection):
         self.key_value = kv
         self.cache = kv
         self.transactional = SqliteTransactional(database, statements)
+        # Queue tables use their own connection, opened on first use.
+        self.queues = SqliteQueues(database.options)
+        self.queue = self.queues
+        self.stream = self.queues
         self.state = ConnectionState.READY
 
     @property
@@ -79,6 +86,7 @@ class SqliteConnection(Connection):
         }
 
     async def _close(self) -> None:
+        await self.queues.close()
         await self.database.close()
 
 
