@@ -75,6 +75,8 @@ Handler = Callable[[Any], bool | Awaitable[bool]]
 """A message handler: returns (or resolves to) ``True`` to acknowledge."""
 
 DEAD_LETTER_SUFFIX = ".dlq"
+# Close tasks of subscriptions dropped without aclose(); kept until they finish.
+_CLOSING: set[asyncio.Task[None]] = set()
 _MAX_BACKOFF = 5.0
 
 
@@ -364,11 +366,7 @@ class Subscription:
         while not self._buffer:
             if self._closed:
                 raise StopAsyncIteration
-            try:
-                batch = await self.next_batch()
-            except asyncio.CancelledError:
-                await self._shielded_close()
-                raise
+            batch = await self.next_batch()
             self._buffer.extend(batch)
         return self._buffer.popleft()
 
@@ -418,6 +416,19 @@ class Subscription:
                     self.lease.name,
                     exc,
                 )
+
+    def __del__(self) -> None:
+        # An ``async for`` loop that ends by cancellation or ``break`` drops the
+        # subscription without closing it; hand its messages back from a task.
+        if self._closed or not self._started:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from datafx.connfx import ConfigTarget, Registry
-from datafx.testing import BackendSpec, backend_fixture, server_reachable
+from datafx.testing import BackendSpec, Capabilities, backend_fixture, server_reachable
 
 
 def _sqlite_dsn(tmp_path: Path) -> str:
@@ -26,6 +26,15 @@ def _sqlite_dsn(tmp_path: Path) -> str:
 SQL_PREFIX = f"cf{uuid.uuid4().hex[:10]}_"
 POSTGRES_DSN = "postgres://postgres@127.0.0.1:5432/test"
 MYSQL_DSN = "mysql://root@127.0.0.1:3306/test"
+SQL_TABLES = (
+    "kv",
+    "schema_version",
+    "queues",
+    "queue_messages",
+    "queue_groups",
+    "queue_pending",
+    "queue_consumers",
+)
 
 
 def _memory_dsn(tmp_path: Path) -> str:
@@ -34,8 +43,16 @@ def _memory_dsn(tmp_path: Path) -> str:
 
 
 SPECS = [
-    BackendSpec("memory", dsn=_memory_dsn),
-    BackendSpec("sqlite", dsn=_sqlite_dsn),
+    BackendSpec(
+        "memory",
+        dsn=_memory_dsn,
+        capabilities=Capabilities(queues=True, streams=True),
+    ),
+    BackendSpec(
+        "sqlite",
+        dsn=_sqlite_dsn,
+        capabilities=Capabilities(queues=True, streams=True),
+    ),
     BackendSpec(
         "redis",
         dsn="redis://127.0.0.1:6379/0",
@@ -47,6 +64,7 @@ SPECS = [
         dsn=POSTGRES_DSN,
         server=("127.0.0.1", 5432),
         properties={"table_prefix": SQL_PREFIX, "pool_size": 4},
+        capabilities=Capabilities(queues=True, streams=True),
         marks=[pytest.mark.server],
     ),
     BackendSpec(
@@ -71,7 +89,7 @@ async def _drop_sql_tables() -> None:
             if not server_reachable("127.0.0.1", port):
                 continue
             conn = await registry.add_connection(name, ConfigTarget(dsn=dsn))
-            for suffix in ("kv", "schema_version"):
+            for suffix in SQL_TABLES:
                 await conn.execute(  # type: ignore[attr-defined]
                     f"DROP TABLE IF EXISTS {quote}{SQL_PREFIX}{suffix}{quote}"
                 )
