@@ -13,9 +13,15 @@ from typing import Any
 import asyncpg
 
 from datafx.connfx.adapters.postgres.kv import PostgresKeyValue
-from datafx.connfx.adapters.postgres.pool import PostgresPool
+from datafx.connfx.adapters.postgres.listener import Wakeups, channel_name
+from datafx.connfx.adapters.postgres.pool import PostgresPool, connect_arguments
 from datafx.connfx.adapters.postgres.query import PostgresQuery
-from datafx.connfx.adapters.postgres.schema import KV_MIGRATIONS, migrate
+from datafx.connfx.adapters.postgres.queue import PostgresQueues
+from datafx.connfx.adapters.postgres.schema import (
+    KV_MIGRATIONS,
+    QUEUE_MIGRATIONS,
+    migrate,
+)
 from datafx.connfx.adapters.postgres.transactions import PostgresTransactional
 from datafx.connfx.adapters.sqlbase.errors import text_without_password
 from datafx.connfx.adapters.sqlbase.lazy import Once
@@ -35,11 +41,20 @@ __all__ = ["PostgresConnection", "PostgresFactory"]
 
 KNOWN_OPTIONS = known_options()
 # Table suffixes datafx may create; checked for length when the connection opens.
-TABLE_SUFFIXES = ("kv", "kv_expires_at", "schema_version")
+TABLE_SUFFIXES = (
+    "kv",
+    "kv_expires_at",
+    "schema_version",
+    "queues",
+    "queue_messages",
+    "queue_groups",
+    "queue_pending",
+    "queue_consumers",
+)
 
 
 class PostgresConnection(Connection):
-    """A pool of asyncpg connections offering key-value, cache, transactions and SQL."""
+    """A pool of asyncpg connections: key-values, cache, transactions, SQL, queues."""
 
     protocol = "postgres"
     behaviors = frozenset(
@@ -48,6 +63,8 @@ class PostgresConnection(Connection):
             Behavior.CACHE,
             Behavior.TRANSACTIONAL,
             Behavior.RELATIONAL,
+            Behavior.QUEUE,
+            Behavior.STREAMING,
             Behavior.STATEFUL,
         }
     )
@@ -74,6 +91,13 @@ class PostgresConnection(Connection):
             pool, self.names, self._kv_ready, options.isolation
         )
         self.relational = PostgresQuery(pool)
+        self._wakeups = Wakeups(
+            connect_arguments(target, options), channel_name(self.names), self.logger
+        )
+        self._queue_ready = Once(self._create_queue_tables)
+        queues = PostgresQueues(pool, self.names, self._queue_ready, self._wakeups)
+        self.queue = queues
+        self.stream = queues
         self._sweeper = ExpirySweeper(
             kv.delete_expired,
             interval=options.cleanup_interval,
@@ -97,9 +121,13 @@ class PostgresConnection(Connection):
         await migrate(self._pool, self.names, "kv", KV_MIGRATIONS, self.logger)
         self._sweeper.start()
 
+    async def _create_queue_tables(self) -> None:
+        await migrate(self._pool, self.names, "queue", QUEUE_MIGRATIONS, self.logger)
+
     async def ensure_tables(self) -> None:
-        """Create or upgrade the key-value tables now instead of on first use."""
+        """Create or upgrade every datafx table now instead of on first use."""
         await self._kv_ready.ensure()
+        await self._queue_ready.ensure()
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run SQL that returns rows, with ``$1, $2, ...`` bound to ``args``."""
@@ -121,6 +149,7 @@ class PostgresConnection(Connection):
 
     async def _close(self) -> None:
         await self._sweeper.stop()
+        await self._wakeups.close()
         await self._pool.close()
 
 

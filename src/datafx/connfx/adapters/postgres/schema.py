@@ -18,7 +18,7 @@ from typing import Any
 from datafx.connfx.adapters.postgres.pool import PostgresPool
 from datafx.connfx.adapters.sqlbase.names import TableNames
 
-__all__ = ["KV_MIGRATIONS", "Migration", "migrate"]
+__all__ = ["KV_MIGRATIONS", "QUEUE_MIGRATIONS", "Migration", "migrate"]
 
 # A migration turns table names into the statements of one version step.
 Migration = Callable[[TableNames], Sequence[str]]
@@ -39,6 +39,61 @@ def _kv_v1(names: TableNames) -> list[str]:
 
 
 KV_MIGRATIONS: tuple[Migration, ...] = (_kv_v1,)
+
+
+def _queue_v1(names: TableNames) -> list[str]:
+    queues = names.table("queues")
+    messages = names.table("queue_messages")
+    # Times are seconds since the Unix epoch (float8), as the ports use them.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {queues} (
+            name TEXT COLLATE "C" PRIMARY KEY,
+            stream BOOLEAN NOT NULL,
+            max_length BIGINT NOT NULL,
+            reject_when_full BOOLEAN NOT NULL,
+            message_ttl FLOAT8,
+            last_id BIGINT NOT NULL DEFAULT 0,
+            created_at FLOAT8 NOT NULL
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {messages} (
+            queue TEXT COLLATE "C" NOT NULL,
+            id BIGINT NOT NULL,
+            body BYTEA NOT NULL,
+            headers BYTEA NOT NULL,
+            published_at FLOAT8 NOT NULL,
+            expires_at FLOAT8,
+            PRIMARY KEY (queue, id)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_groups")} (
+            queue TEXT COLLATE "C" NOT NULL,
+            grp TEXT COLLATE "C" NOT NULL,
+            last_id BIGINT NOT NULL,
+            entries_read BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, grp)
+        )""",
+        # visible_at: when a leased message may be fetched again (NULL for a
+        # stream lease, which only a claim ends), or when a released one is ready.
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_pending")} (
+            queue TEXT COLLATE "C" NOT NULL,
+            grp TEXT COLLATE "C" NOT NULL,
+            id BIGINT NOT NULL,
+            consumer TEXT COLLATE "C",
+            delivered_at FLOAT8 NOT NULL,
+            visible_at FLOAT8,
+            delivery_count INTEGER NOT NULL,
+            PRIMARY KEY (queue, grp, id)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_consumers")} (
+            queue TEXT COLLATE "C" NOT NULL,
+            grp TEXT COLLATE "C" NOT NULL,
+            consumer TEXT COLLATE "C" NOT NULL,
+            seen_at FLOAT8 NOT NULL,
+            PRIMARY KEY (queue, grp, consumer)
+        )""",
+    ]
+
+
+QUEUE_MIGRATIONS: tuple[Migration, ...] = (_queue_v1,)
 
 
 def lock_id(names: TableNames) -> int:
