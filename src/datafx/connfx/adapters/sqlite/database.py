@@ -169,6 +169,12 @@ class SqliteDatabase:
         check_database_path(options.path)
         opened: list[aiosqlite.Connection] = []
         try:
+            if not options.in_memory:
+                # A failed open inside aiosqlite leaves its worker thread to
+                # report to the event loop later, after the loop may be closed,
+                # so the file is opened once here first, where a failure is
+                # raised cleanly. This creates the file when it is missing.
+                await asyncio.to_thread(_open_once, options.path)
             writer = await _connect(options, opened)
             journal_mode = await _enable_wal(writer, options)
             if options.in_memory:
@@ -224,9 +230,11 @@ class SqliteDatabase:
         try:
             await self.writer.execute("BEGIN IMMEDIATE")
         except asyncio.CancelledError:
-            # BEGIN may still run on the writer's thread; the ROLLBACK queued
-            # after it undoes it before the gate opens.
-            await asyncio.shield(self.rollback_logged())
+            # BEGIN may still be waiting on the writer's thread for another
+            # connection's lock, for up to busy_timeout. A ROLLBACK queued
+            # after it undoes it, and only then opens the gate; it runs in the
+            # background so that the cancellation is not delayed.
+            self.start_task(self.rollback_logged(), name="datafx-sqlite-rollback")
             raise
         except BaseException as exc:
             self.gate.release_exclusive()
@@ -330,6 +338,10 @@ async def _connect(
     await connection
     await connection.execute(f"PRAGMA synchronous = {options.synchronous}")
     return connection
+
+
+def _open_once(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 async def _enable_wal(connection: aiosqlite.Connection, options: SqliteOptions) -> str:

@@ -46,18 +46,25 @@ _MIN_TTL = 0.001
 _SCAN_PAGE = 500
 
 # How many batch statements (one per size) each connection keeps ready.
-_MAX_CACHED_STATEMENTS = 64
+_MAX_CACHED_STATEMENTS = 32
+
+
+# SQLite's default maximum of bound parameters since 3.32.0. Builds may set a
+# higher one (Debian's allows 250000), but statements that large hold the
+# write lock long and make megabytes of SQL text, so batches stop here.
+_MAX_VARIABLES = 32766
 
 
 @functools.cache
 def variable_limit() -> int:
-    """Return the maximum number of bound parameters in one statement.
+    """Return how many parameters one batch statement binds at most.
 
-    It is a compile-time setting of the SQLite library (999 before 3.32,
-    32766 since), the same for every connection this process opens.
+    The SQLite library's limit (999 before 3.32.0, by default), capped at
+    32766; the same for every connection of this process.
     """
     with closing(sqlite3.connect(":memory:")) as probe:
-        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        limit = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return min(limit, _MAX_VARIABLES)
 
 
 class KvStatements:
@@ -374,8 +381,7 @@ async def sweep_expired(
             removed = await delete_expired(database, statements, batch)
         except Exception as exc:
             _logger.warning(
-                "deleting expired keys from %s in %r failed: %s: %s; "
-                "retrying in %gs",
+                "deleting expired keys from %s in %r failed: %s: %s; retrying in %gs",
                 statements.name,
                 database.path,
                 type(exc).__name__,
