@@ -34,15 +34,15 @@ async def test_scan_yields_keys_with_prefix(
     assert isinstance(kv, KeyScanPort)
     assert isinstance(kv, SqliteKeyValue)
     store = datafx.Store(conn)
-    wanted = {f"user:{index:04d}" for index in range(1200)}
-    await store.set_many({key: 1 for key in wanted})
+    expected = {f"user:{index:04d}" for index in range(1200)}
+    await store.set_many({key: 1 for key in expected})
     await store.set_many({"user_x": 1, "users": 1, "use": 1, "%user:": 1})
     await datafx.Cache(conn).set("user:expired", 1, ttl=0.001)
     await store.set("user:%_literal", 1)
     await asyncio.sleep(0.01)  # "user:expired" is past its deadline
     found = [key async for key in kv.scan("user:")]
     assert found == sorted(found)
-    assert set(found) == wanted | {"user:%_literal"}
+    assert set(found) == expected | {"user:%_literal"}
     assert [key async for key in kv.scan("user:%_")] == ["user:%_literal"]
     everything = [key async for key in kv.scan()]
-    assert len(everything) == len(wanted) + 5
+    assert len(everything) == len(expected) + 5

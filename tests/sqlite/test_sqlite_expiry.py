@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 import datafx
 from datafx.connfx.adapters.sqlite import SqliteConnection
 from datafx.connfx.adapters.sqlite.kv import SqliteKeyValue
@@ -58,6 +60,10 @@ async def test_sweep_stops_when_connection_closes(
     assert any(task.get_name() == name for task in asyncio.all_tasks())
     await conn.close()
     assert not any(task.get_name() == name for task in asyncio.all_tasks())
+    with pytest.raises(ValueError, match="no active connection"):
+        await conn.database.reader.execute("SELECT 1")
+    with pytest.raises(ValueError, match="no active connection"):
+        await conn.database.writer.execute("SELECT 1")
 
 
 async def test_key_at_its_deadline_counts_as_missing(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,6 +151,53 @@ async def test_retries_succeed_once_lock_is_free(
         )
         await holding
     assert await datafx.Store(holder).get("waiter") == 1
+
+
+def _real_busy_error(path: Path) -> sqlite3.OperationalError:
+    """Return the error SQLite raises when a second writer finds the file locked."""
+    first = sqlite3.connect(path, timeout=0, isolation_level=None)
+    second = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with closing(first), closing(second):
+        first.execute("BEGIN IMMEDIATE")
+        try:
+            second.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            return exc
+        finally:
+            first.execute("ROLLBACK")
+    raise AssertionError("the second BEGIN IMMEDIATE did not fail")
+
+
+async def test_busy_commit_is_retryable_and_rolled_back(
+    open_connection: OpenConnection,
+    dsn: str,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn = await open_connection(dsn)
+    busy = _real_busy_error(db_path)
+    writer = conn.database.writer
+
+    class CommitFailsWriter:
+        """Forwards to the real writer, except that COMMIT fails as busy."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(writer, name)
+
+        async def execute(self, sql: str, parameters: Any = ()) -> Any:
+            if sql == "COMMIT":
+                raise busy
+            return await writer.execute(sql, parameters)
+
+    monkeypatch.setattr(conn.database, "writer", CommitFailsWriter())
+    with pytest.raises(datafx.TransactionFailedError) as info:
+        async with datafx.TransactionalStore(conn).transaction() as tx:
+            await tx.set("k", 1)
+    assert info.value.retryable
+    assert info.value.__cause__ is busy
+    monkeypatch.setattr(conn.database, "writer", writer)
+    assert not await datafx.Store(conn).exists("k")
+    await _assert_writer_clean(conn, "after")
 
 
 async def test_outside_write_from_transaction_task_fails_fast(

@@ -6,8 +6,8 @@ attach the same way) runs its statements through :class:`SqliteDatabase`:
 - ``fetch(sql, parameters)`` reads outside any transaction. For a file it uses
   the reader connection, which WAL lets run while the writer writes.
 - ``write(sql, parameters)`` runs one autocommit statement on the writer.
-- ``transaction()`` (or ``begin``/``commit``/``rollback``) holds the writer in
-  a ``BEGIN IMMEDIATE`` transaction; statements inside go to ``writer``.
+- ``transaction()`` (or ``begin``/``commit``/``rollback``) keeps the writer in
+  a ``BEGIN IMMEDIATE`` transaction, and statements inside go to ``writer``.
 
 aiosqlite runs each connection's statements on its own thread, one at a time,
 in the order they were queued, so the event loop never blocks on SQLite.
@@ -253,9 +253,9 @@ class SqliteDatabase:
 
         On failure the transaction is rolled back and ``TransactionFailedError``
         is raised, retryable when the cause was a lock held by another
-        connection. When the caller is cancelled while COMMIT is queued, the
-        COMMIT may still succeed; a ROLLBACK follows it either way, so the
-        writer is clean for the next user.
+        connection. A COMMIT already queued when the caller is cancelled may
+        still succeed. A ROLLBACK follows it either way, so the writer is
+        clean for the next user.
         """
         try:
             await self.writer.execute("COMMIT")
@@ -350,9 +350,10 @@ async def _enable_wal(connection: aiosqlite.Connection, options: SqliteOptions) 
     mode = str(rows[0][0]).lower()
     if mode == "wal" or options.in_memory:
         return mode
-    # Changing the journal mode needs an exclusive lock, and SQLite may report
-    # "database is locked" at once instead of calling the busy handler, so
-    # processes opening a new file together retry until busy_timeout.
+    # Changing the journal mode upgrades a shared lock to an exclusive one. When
+    # two processes switch a new file at the same moment, SQLite breaks that
+    # deadlock by failing one at once with "database is locked", without
+    # calling the busy handler, so the switch is retried until busy_timeout.
     deadline = time.monotonic() + max(options.busy_timeout, 0.1)
     while True:
         try:

@@ -50,8 +50,8 @@ _MAX_CACHED_STATEMENTS = 32
 
 
 # SQLite's default maximum of bound parameters since 3.32.0. Builds may set a
-# higher one (Debian's allows 250000), but statements that large hold the
-# write lock long and make megabytes of SQL text, so batches stop here.
+# higher one (the SQLite 3.40.1 of Debian 12 allows 250000), but statements
+# that large hold the write lock long and make megabytes of SQL text.
 _MAX_VARIABLES = 32766
 
 
@@ -76,6 +76,7 @@ class KvStatements:
         self.name = name
         live = "(expires_at IS NULL OR expires_at > ?)"
         self.live = live
+
         self.get = f"SELECT value FROM {name} WHERE key = ? AND {live}"
         self.exists = f"SELECT 1 FROM {name} WHERE key = ? AND {live}"
         self.get_ttl = f"SELECT expires_at FROM {name} WHERE key = ? AND {live}"
@@ -90,6 +91,7 @@ class KvStatements:
         self.update = f"UPDATE {name} SET value = ? WHERE key = ? AND {live}"
         self.expire = f"UPDATE {name} SET expires_at = ? WHERE key = ? AND {live}"
         self.remove = f"DELETE FROM {name} WHERE key = ?"
+
         self.delete_expired = (
             f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} "
             "WHERE expires_at <= ? LIMIT ?)"
@@ -100,6 +102,7 @@ class KvStatements:
         self.scan_next = (
             f"SELECT key FROM {name} WHERE key > ? AND {live} ORDER BY key LIMIT ?"
         )
+
         limit = variable_limit()
         self.get_chunk = limit - 1  # one parameter is the current time
         self.set_chunk = limit // 3  # key, value, expires_at per row

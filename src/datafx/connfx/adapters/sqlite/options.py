@@ -33,10 +33,10 @@ class SqliteOptions:
     """Validated settings of one SQLite connection.
 
     ``synchronous`` is the ``PRAGMA synchronous`` level. With WAL, ``NORMAL``
-    (the default) survives a crash of the process but may lose the last
-    commits when the machine loses power or the OS crashes; the file stays
-    consistent either way. ``FULL`` syncs the WAL at every commit and loses
-    nothing, at the cost of one fsync per write.
+    (the default) loses nothing when the process crashes. When the machine
+    loses power or the OS crashes, it may lose the last commits, but the file
+    stays consistent. ``FULL`` syncs the WAL at every commit and loses nothing,
+    at the cost of one fsync per write.
     ``busy_timeout`` (seconds) is how long a statement waits for a lock held
     by another connection or process before it fails with "database is locked".
     ``cleanup_interval`` (seconds, 0 disables) is the pause between sweeps
@@ -135,10 +135,10 @@ def check_database_path(path: str) -> None:
 
     SQLite in WAL mode creates ``<file>-wal`` and ``<file>-shm`` beside the
     database, so the folder must be writable even when the file exists.
-    ``os.access`` reports permission bits for the real user, and the root user
-    passes every bits check, so a folder that is read-only for root (a
-    read-only mount, ``/proc``) is only detected when SQLite fails to open the
-    file; the caller translates that failure too.
+    ``os.access`` checks permission bits for the real user, and root passes
+    every such check. A folder that root cannot write to (a read-only mount,
+    ``/proc``) is therefore only detected when SQLite fails to open the file,
+    and the caller translates that failure too.
     """
     if path == MEMORY_PATH:
         return

@@ -5,7 +5,8 @@ to the number of migration steps applied to it. :func:`migrate` reads that
 number without taking a lock, and only when steps are missing does it apply
 them in one ``BEGIN IMMEDIATE`` transaction, reading the version again inside
 it. Several processes that open a new file at once therefore create the
-tables exactly once, and opening an up-to-date file never waits for writers.
+tables exactly once, and opening a file whose tables are current takes no
+write lock, so it does not wait for a writer.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ async def migrate(
 ) -> int:
     """Apply the missing ``steps`` of ``component`` and return its version.
 
-    ``steps[i]`` holds the statements that bring the component from version
+    ``steps[i]`` contains the statements that bring the component from version
     ``i`` to ``i + 1``. Steps are only ever appended, never edited, so a file
     written by an older datafx is upgraded in place. Raises
     ``InvalidConfigError`` when the file was written by a newer datafx.
