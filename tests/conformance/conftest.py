@@ -72,6 +72,7 @@ SPECS = [
         dsn=MYSQL_DSN,
         server=("127.0.0.1", 3306),
         properties={"table_prefix": SQL_PREFIX, "pool_size": 4},
+        capabilities=Capabilities(queues=True, streams=True),
         marks=[pytest.mark.server],
     ),
 ]

@@ -1,0 +1,109 @@
+"""Building the redis.asyncio client (single server or cluster) from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection as DriverConnection
+from redis.asyncio.connection import SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from datafx.connfx.adapters.redis.config import RedisSettings
+from datafx.connfx.adapters.redis.errors import pool_timeout_error
+
+__all__ = ["WaitingPool", "build_client"]
+
+RedisClient = Redis | RedisCluster
+
+
+class WaitingPool(BlockingConnectionPool):
+    """A pool that waits up to ``timeout`` for a free connection, then raises
+    ``PoolTimeoutError`` naming the pool size (the driver's own error does not)."""
+
+    async def get_connection(
+        self, command_name: Any = None, *keys: Any, **options: Any
+    ) -> Any:
+        try:
+            return await super().get_connection()  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise pool_timeout_error(self.max_connections, self.timeout) from exc
+            raise
+
+    def usage(self) -> dict[str, int]:
+        """Connections in use, idle and allowed."""
+        return {
+            "in_use": len(self._in_use_connections),
+            "idle": len(self._available_connections),
+            "max_connections": self.max_connections,
+        }
+
+
+def _retry(settings: RedisSettings) -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), settings.retries)
+
+
+def _tls_options(settings: RedisSettings) -> dict[str, Any]:
+    tls = settings.tls
+    if tls is None:
+        return {}
+    return {
+        "ssl_ca_certs": tls.ca_file,
+        "ssl_certfile": tls.cert_file,
+        "ssl_keyfile": tls.key_file,
+        "ssl_cert_reqs": "none" if tls.skip_verify else "required",
+        "ssl_check_hostname": not tls.skip_verify,
+    }
+
+
+def _common_options(settings: RedisSettings) -> dict[str, Any]:
+    return {
+        "username": settings.username,
+        "password": settings.password,
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+        "client_name": settings.client_name,
+        "health_check_interval": settings.health_check_interval,
+        "retry": _retry(settings),
+    }
+
+
+def _build_single(settings: RedisSettings) -> Redis:
+    host, port = settings.hosts[0]
+    tls = _tls_options(settings)
+    pool = WaitingPool(
+        connection_class=SSLConnection if tls else DriverConnection,
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout,
+        host=host,
+        port=port,
+        db=settings.db,
+        **_common_options(settings),
+        **tls,
+    )
+    # from_pool makes the client own the pool, so aclose() also closes the pool.
+    return Redis.from_pool(pool)
+
+
+def _build_cluster(settings: RedisSettings) -> RedisCluster:
+    tls = _tls_options(settings)
+    # NOTE: RedisCluster keeps one pool per node and raises MaxConnectionsError
+    # at once when a node's pool is full; it has no waiting pool to plug in.
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in settings.hosts],
+        max_connections=settings.max_connections,
+        ssl=bool(tls),
+        **_common_options(settings),
+        **tls,
+    )
+
+
+def build_client(settings: RedisSettings) -> RedisClient:
+    """Create the driver client; no I/O happens until the first command."""
+    if settings.cluster:
+        return _build_cluster(settings)
+    return _build_single(settings)
