@@ -16,7 +16,12 @@ from asyncmy.errors import MySQLError
 from datafx.connfx.adapters.mysql.kv import KvOperations, KvStatements, MySqlKeyValue
 from datafx.connfx.adapters.mysql.pool import MySqlPool, fetch
 from datafx.connfx.adapters.mysql.query import MySqlQuery
-from datafx.connfx.adapters.mysql.schema import KV_MIGRATIONS, migrate
+from datafx.connfx.adapters.mysql.queue import MySqlQueues
+from datafx.connfx.adapters.mysql.schema import (
+    KV_MIGRATIONS,
+    QUEUE_MIGRATIONS,
+    migrate,
+)
 from datafx.connfx.adapters.mysql.transactions import MySqlTransactional
 from datafx.connfx.adapters.sqlbase.errors import text_without_password
 from datafx.connfx.adapters.sqlbase.lazy import Once
@@ -36,11 +41,20 @@ __all__ = ["MySqlConnection", "MySqlFactory"]
 
 # asyncpg-only settings.
 KNOWN_OPTIONS = known_options(exclude=("statement_cache_size",))
-TABLE_SUFFIXES = ("kv", "kv_expires_at", "schema_version")
+TABLE_SUFFIXES = (
+    "kv",
+    "kv_expires_at",
+    "schema_version",
+    "queues",
+    "queue_messages",
+    "queue_groups",
+    "queue_pending",
+    "queue_consumers",
+)
 
 
 class MySqlConnection(Connection):
-    """A pool of asyncmy connections offering key-value, cache, transactions and SQL."""
+    """A pool of asyncmy connections: key-values, cache, transactions, SQL, queues."""
 
     protocol = "mysql"
     behaviors = frozenset(
@@ -49,6 +63,8 @@ class MySqlConnection(Connection):
             Behavior.CACHE,
             Behavior.TRANSACTIONAL,
             Behavior.RELATIONAL,
+            Behavior.QUEUE,
+            Behavior.STREAMING,
             Behavior.STATEFUL,
         }
     )
@@ -80,6 +96,10 @@ class MySqlConnection(Connection):
             options.isolation,
         )
         self.relational = MySqlQuery(pool)
+        self._queue_ready = Once(self._create_queue_tables)
+        queues = MySqlQueues(pool, names, self._queue_ready)
+        self.queue = queues
+        self.stream = queues
         self._sweeper = ExpirySweeper(
             kv.delete_expired,
             interval=options.cleanup_interval,
@@ -103,9 +123,13 @@ class MySqlConnection(Connection):
         await migrate(self._pool, self.names, "kv", KV_MIGRATIONS, self.logger)
         self._sweeper.start()
 
+    async def _create_queue_tables(self) -> None:
+        await migrate(self._pool, self.names, "queue", QUEUE_MIGRATIONS, self.logger)
+
     async def ensure_tables(self) -> None:
-        """Create or upgrade the key-value tables now instead of on first use."""
+        """Create or upgrade every datafx table now instead of on first use."""
         await self._kv_ready.ensure()
+        await self._queue_ready.ensure()
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run SQL that returns rows, with ``%s`` placeholders bound to ``args``."""

@@ -19,7 +19,13 @@ from datafx.connfx.adapters.mysql.pool import MySqlPool, execute, fetch
 from datafx.connfx.adapters.sqlbase.names import TableNames
 from datafx.connfx.errors import BackendError
 
-__all__ = ["KV_MIGRATIONS", "Migration", "migrate"]
+__all__ = [
+    "KV_MIGRATIONS",
+    "MAX_NAME_BYTES",
+    "QUEUE_MIGRATIONS",
+    "Migration",
+    "migrate",
+]
 
 Migration = Callable[[TableNames], Sequence[str]]
 
@@ -46,6 +52,64 @@ def _kv_v1(names: TableNames) -> list[str]:
 
 
 KV_MIGRATIONS: tuple[Migration, ...] = (_kv_v1,)
+
+# Queue, group and consumer names are VARBINARY(1024): three of them still fit
+# the 3072-byte index limit of the consumers table.
+MAX_NAME_BYTES = 1024
+
+
+def _queue_v1(names: TableNames) -> list[str]:
+    name = f"VARBINARY({MAX_NAME_BYTES})"
+    # Times are seconds since the Unix epoch (DOUBLE), as the ports use them.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queues")} (
+            name {name} NOT NULL PRIMARY KEY,
+            stream BOOLEAN NOT NULL,
+            max_length BIGINT NOT NULL,
+            reject_when_full BOOLEAN NOT NULL,
+            message_ttl DOUBLE NULL,
+            last_id BIGINT NOT NULL DEFAULT 0,
+            created_at DOUBLE NOT NULL
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_messages")} (
+            queue {name} NOT NULL,
+            id BIGINT NOT NULL,
+            body LONGBLOB NOT NULL,
+            headers MEDIUMBLOB NOT NULL,
+            published_at DOUBLE NOT NULL,
+            expires_at DOUBLE NULL,
+            PRIMARY KEY (queue, id)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_groups")} (
+            queue {name} NOT NULL,
+            grp {name} NOT NULL,
+            last_id BIGINT NOT NULL,
+            entries_read BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, grp)
+        ) ENGINE=InnoDB""",
+        # visible_at: when a leased message may be fetched again (NULL for a
+        # stream lease, which only a claim ends), or when a released one is ready.
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_pending")} (
+            queue {name} NOT NULL,
+            grp {name} NOT NULL,
+            id BIGINT NOT NULL,
+            consumer {name} NULL,
+            delivered_at DOUBLE NOT NULL,
+            visible_at DOUBLE NULL,
+            delivery_count INT NOT NULL,
+            PRIMARY KEY (queue, grp, id)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {names.table("queue_consumers")} (
+            queue {name} NOT NULL,
+            grp {name} NOT NULL,
+            consumer {name} NOT NULL,
+            seen_at DOUBLE NOT NULL,
+            PRIMARY KEY (queue, grp, consumer)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+QUEUE_MIGRATIONS: tuple[Migration, ...] = (_queue_v1,)
 
 
 def lock_name(names: TableNames) -> str:

@@ -8,20 +8,22 @@ __all__ = ["KeyTooLongError", "check_key_size", "check_value_size"]
 
 
 class KeyTooLongError(DataError, ValueError):
-    """A key is longer than the key column of the backend can index."""
+    """A key or name is longer than the column of the backend can index."""
 
-    def __init__(self, key: str, size: int, limit: int, backend: str) -> None:
+    def __init__(
+        self, key: str, size: int, limit: int, backend: str, kind: str = "key"
+    ) -> None:
         self.key = key
         self.size = size
         self.limit = limit
         super().__init__(
-            f"key {key[:40]!r}... is {size} bytes in UTF-8, but {backend} keys "
-            f"may be at most {limit} bytes; use a shorter key (for example a "
-            "hash of the long one)"
+            f"{kind} {key[:40]!r}... is {size} bytes in UTF-8, but {backend} "
+            f"{kind}s may be at most {limit} bytes; use a shorter {kind} (for "
+            "example a hash of the long one)"
         )
 
 
-def check_key_size(key: str, limit: int, backend: str) -> None:
+def check_key_size(key: str, limit: int, backend: str, kind: str = "key") -> None:
     """Raise ``KeyTooLongError`` when ``key`` encodes to more than ``limit`` bytes."""
     # A str never encodes to fewer bytes than it has characters, nor to more
     # than four per character, so most keys skip the encoding.
@@ -29,7 +31,7 @@ def check_key_size(key: str, limit: int, backend: str) -> None:
         return
     size = len(key.encode())
     if size > limit:
-        raise KeyTooLongError(key, size, limit, backend)
+        raise KeyTooLongError(key, size, limit, backend, kind)
 
 
 def check_value_size(
