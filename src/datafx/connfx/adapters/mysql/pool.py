@@ -85,6 +85,10 @@ def connect_arguments(target: ConfigTarget, options: SqlOptions) -> dict[str, An
         "charset": "utf8mb4",
         "program_name": options.application_name,
         "client_flag": CLIENT.FOUND_ROWS,
+        # Statements outside datafx transactions (queue steps among them) run
+        # at READ COMMITTED: no gap locks, and subqueries read without locking,
+        # which keeps concurrent consumers and acks from deadlocking.
+        "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     }
     try:
         context = _ssl_argument(target, options)
