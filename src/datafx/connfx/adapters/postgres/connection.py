@@ -108,9 +108,9 @@ class PostgresConnection(Connection):
         self.state = ConnectionState.READY
 
     @property
-    def raw(self) -> asyncpg.Pool:
-        """The asyncpg pool."""
-        return self._pool.pool
+    def raw(self) -> PostgresPool:
+        """The connection pool: ``acquire()`` lends an ``asyncpg.Connection``."""
+        return self._pool
 
     @property
     def sweeper(self) -> ExpirySweeper:

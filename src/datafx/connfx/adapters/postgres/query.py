@@ -14,7 +14,7 @@ class PostgresQuery:
     """Runs caller SQL with ``$1, $2, ...`` placeholders; arguments are never inlined.
 
     The caller's SQL may change session settings, so its connection gets
-    asyncpg's full reset before it goes back to the pool.
+    asyncpg's full ``reset()`` before it goes back to the pool.
     """
 
     def __init__(self, pool: PostgresPool) -> None:
@@ -22,18 +22,12 @@ class PostgresQuery:
 
     async def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Run a statement that returns rows, each as a column -> value dict."""
-        connection = await self._pool.borrow()
-        try:
+        async with self._pool.lend(clean=False) as connection:
             rows = await connection.fetch(sql, *args)
-        finally:
-            await self._pool.give_back(connection, clean=False)
         return [dict(row.items()) for row in rows]
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the affected row count, or -1 when it has none."""
-        connection = await self._pool.borrow()
-        try:
+        async with self._pool.lend(clean=False) as connection:
             status: str = await connection.execute(sql, *args)
-        finally:
-            await self._pool.give_back(connection, clean=False)
         return row_count(status)
