@@ -149,12 +149,16 @@ class _Sql:
         )
         self.ack = f"DELETE FROM {p} WHERE queue = %s AND grp = %s AND id IN ({{ids}})"
         # A queue message goes once every group has read and acknowledged it.
-        self.ack_messages = (
-            f"DELETE FROM {m} WHERE queue = %s AND id IN ({{ids}}) "
+        # The check is a plain SELECT (a consistent read at READ COMMITTED):
+        # as a subquery of the DELETE it would share-lock the pending and
+        # group rows that consumers lock in the other order.
+        self.done_messages = (
+            f"SELECT id FROM {m} WHERE queue = %s AND id IN ({{ids}}) "
             f"AND NOT EXISTS (SELECT 1 FROM {p} o WHERE o.queue = {m}.queue "
             f"AND o.id = {m}.id) AND NOT EXISTS (SELECT 1 FROM {g} x "
             f"WHERE x.queue = {m}.queue AND x.last_id < {m}.id)"
         )
+        self.delete_messages = f"DELETE FROM {m} WHERE queue = %s AND id IN ({{ids}})"
         self.release = (
             f"UPDATE {p} SET consumer = NULL, visible_at = %s "
             "WHERE queue = %s AND grp = %s AND id IN ({ids})"
@@ -536,10 +540,17 @@ class MySqlQueues:
                 connection, self._sql.ack.format(ids=marks), (name, group, *ids)
             )
             if acked and not settings.stream:
-                await execute(
-                    connection, self._sql.ack_messages.format(ids=marks), (name, *ids)
-                )
+                await self._delete_done(connection, name, ids)
         return acked
+
+    async def _delete_done(self, connection: Any, name: str, ids: list[int]) -> None:
+        """Delete the messages among ``ids`` that no group needs any more."""
+        sql = self._sql
+        statement = sql.done_messages.format(ids=_marks(len(ids)))
+        done = [row[0] for row in await fetch(connection, statement, (name, *ids))]
+        if done:
+            statement = sql.delete_messages.format(ids=_marks(len(done)))
+            await execute(connection, statement, (name, *done))
 
     async def release(
         self, name: str, group: str, receipt_handles: Sequence[str], delay: float

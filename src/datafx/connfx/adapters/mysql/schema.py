@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from datafx.connfx.adapters.mysql.pool import MySqlPool, execute, fetch
 from datafx.connfx.adapters.sqlbase.names import TableNames
@@ -120,6 +121,27 @@ def lock_name(names: TableNames) -> str:
     return f"datafx:{digest}"
 
 
+async def _create_versions_table(connection: Any, names: TableNames) -> None:
+    # Checked first because CREATE TABLE IF NOT EXISTS on an existing table
+    # makes asyncmy log a warning for the server's note.
+    rows = await fetch(
+        connection,
+        "SELECT 1 FROM information_schema.tables "
+        "WHERE table_schema = %s AND table_name = %s",
+        (names.schema, names.raw("schema_version")),
+    )
+    if rows:
+        return
+    await execute(
+        connection,
+        f"""CREATE TABLE IF NOT EXISTS {names.table("schema_version")} (
+            component VARCHAR(64) NOT NULL PRIMARY KEY,
+            version INT NOT NULL,
+            updated_at DATETIME(6) NOT NULL
+        ) ENGINE=InnoDB""",
+    )
+
+
 async def migrate(
     pool: MySqlPool,
     names: TableNames,
@@ -142,14 +164,7 @@ async def migrate(
                 operation="migrate",
             )
         try:
-            await execute(
-                connection,
-                f"""CREATE TABLE IF NOT EXISTS {versions} (
-                    component VARCHAR(64) NOT NULL PRIMARY KEY,
-                    version INT NOT NULL,
-                    updated_at DATETIME(6) NOT NULL
-                ) ENGINE=InnoDB""",
-            )
+            await _create_versions_table(connection, names)
             rows = await fetch(
                 connection,
                 f"SELECT version FROM {versions} WHERE component = %s",
