@@ -25,9 +25,29 @@ import pytest
 import datafx
 from datafx.connfx import ConsumerConfig, QueueConfig
 from datafx.connfx.queueing import DEFAULT_GROUP
+from datafx.message import HeaderValue
 from datafx.testing.fixtures import Backend
 
 WAIT = 5.0  # Upper bound of every wait; a correct backend needs far less.
+
+
+async def poll(done: Callable[[], bool]) -> None:
+    """Wait until ``done()`` holds, checking every 10 ms, for at most ``WAIT``."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            if done():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def stop(task: asyncio.Task[Any]) -> None:
+    """Cancel a consumer loop; fail when it does not stop within ``WAIT`` seconds."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=WAIT)
+    if not done:
+        pytest.fail(f"a cancelled consumer loop did not stop within {WAIT} s")
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 @dataclasses.dataclass
@@ -118,13 +138,17 @@ async def run_until(
                     )
                 await asyncio.sleep(0.01)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
-def _id_key(message_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in message_id.split("-"))
+def _recorder(calls: list[Any]) -> Callable[[Any], bool]:
+    """Return a handler that records each value and acknowledges it."""
+
+    def record(value: Any) -> bool:
+        calls.append(value)
+        return True
+
+    return record
 
 
 # -- behavior ---------------------------------------------------------------
@@ -145,7 +169,12 @@ async def test_queue_behavior_matches_capabilities(backend: Backend) -> None:
 
 async def test_publish_consume_round_trip(backend: Backend) -> None:
     queue, name = await _queue(backend)
-    headers = {"kind": "order", "count": 3, "weight": 1.5, "urgent": True}
+    headers: dict[str, HeaderValue] = {
+        "kind": "order",
+        "count": 3,
+        "weight": 1.5,
+        "urgent": True,
+    }
     before = datetime.now(UTC) - timedelta(seconds=5)
     message_id = await queue.publish(name, {"id": 1, "item": "book"}, headers=headers)
     [message] = await receive(queue, name, 1)
@@ -254,9 +283,9 @@ async def test_unencodable_value_publishes_nothing(backend: Backend) -> None:
 async def test_invalid_headers_are_rejected(backend: Backend) -> None:
     queue, name = await _queue(backend)
     with pytest.raises(TypeError, match="header 'when'"):
-        await queue.publish(name, 1, headers={"when": datetime.now(UTC)})
+        await queue.publish(name, 1, headers={"when": datetime.now(UTC)})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="header 'tags'"):
-        await queue.publish(name, 1, headers={"tags": ["a"]})
+        await queue.publish(name, 1, headers={"tags": ["a"]})  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         await queue.publish(name, 1, headers={1: "x"})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="non-finite"):
@@ -452,7 +481,7 @@ async def test_wrong_shape_is_dead_lettered(backend: Backend) -> None:
     queue, name = await _queue(backend)
     await queue.publish(name, {"id": "not a number"})
     calls: list[Any] = []
-    loop = queue.process_messages(name, calls.append, Order, fast_config())
+    loop = queue.process_messages(name, _recorder(calls), Order, fast_config())
     dlq = await queue.declare_queue(name + ".dlq")
 
     async def dead_lettered() -> list[datafx.Message]:
@@ -462,9 +491,7 @@ async def test_wrong_shape_is_dead_lettered(backend: Backend) -> None:
     try:
         [dead] = await dead_lettered()
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
     assert calls == []
     assert dead.decode() == {"id": "not a number"}
 
@@ -516,14 +543,14 @@ async def test_crash_loop_message_is_dead_lettered(backend: Backend) -> None:
         await asyncio.sleep(0.08)
     calls: list[Any] = []
     await queue.declare_queue(name + ".dlq")
-    loop = queue.process_messages(name, calls.append, config=fast_config(max_retries=1))
+    loop = queue.process_messages(
+        name, _recorder(calls), config=fast_config(max_retries=1)
+    )
     task = asyncio.create_task(loop)
     try:
         [dead] = await receive(queue, name + ".dlq", 1)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
     assert calls == []
     assert "without being acknowledged" in str(dead.headers["x-dead-letter-reason"])
 
@@ -542,9 +569,7 @@ async def test_cancelled_consumer_releases_at_once(backend: Backend) -> None:
     task = asyncio.create_task(queue.process_messages(name, stuck, config=config))
     async with asyncio.timeout(WAIT):
         await started.wait()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop(task)
     async with asyncio.timeout(2.0):
         [message] = await receive(queue, name, 1, config=config)
     assert message.decode() == "held"
@@ -580,13 +605,9 @@ async def test_lease_extended_while_handler_runs(backend: Backend) -> None:
     try:
         await asyncio.sleep(0.05)
         assert await receive_nothing(queue, name, wait=0.8, config=config) is None
-        async with asyncio.timeout(WAIT):
-            while not finished:
-                await asyncio.sleep(0.02)
+        await poll(lambda: bool(finished))
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
     assert finished == [1]
     assert await receive_nothing(queue, name, config=config) is None
 
@@ -704,13 +725,10 @@ async def test_consumers_in_group_share(backend: Backend) -> None:
         for label in seen
     ]
     try:
-        async with asyncio.timeout(WAIT):
-            while len(seen["a"]) + len(seen["b"]) < 20:
-                await asyncio.sleep(0.01)
+        await poll(lambda: len(seen["a"]) + len(seen["b"]) >= 20)
     finally:
         for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+            await stop(task)
     assert sorted(seen["a"] + seen["b"]) == list(range(20))
     assert seen["a"]
     assert seen["b"]

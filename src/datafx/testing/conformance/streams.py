@@ -21,6 +21,16 @@ from datafx.testing.fixtures import Backend
 WAIT = 5.0  # Upper bound of every wait; a correct backend needs far less.
 
 
+async def stop(task: asyncio.Task[Any]) -> None:
+    """Cancel a consumer loop; fail when it does not stop within ``WAIT`` seconds."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=WAIT)
+    if not done:
+        pytest.fail(f"a cancelled consumer loop did not stop within {WAIT} s")
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
 def fast_config(**kwargs: Any) -> ConsumerConfig:
     return ConsumerConfig(block_timeout=0.1, retry_delay=0.05, **kwargs)
 
@@ -167,9 +177,7 @@ async def test_cancelled_consumer_leaves_entries_pending(backend: Backend) -> No
     )
     async with asyncio.timeout(WAIT):
         await started.wait()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop(task)
     assert (await _group(stream, name, "g")).pending == 1
     assert await read_nothing(stream, name, "g", "c2", wait=0.2) is None
     await asyncio.sleep(0.1)
@@ -323,12 +331,12 @@ async def test_failed_entries_retry_then_dead_letter(backend: Backend) -> None:
     )
     try:
         async with asyncio.timeout(WAIT):
-            while len(counts) < 2 or (await _group(stream, name, "g")).pending:
+            while True:
+                if len(counts) >= 2 and not (await _group(stream, name, "g")).pending:
+                    break
                 await asyncio.sleep(0.02)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
     assert counts == [1, 2]
     dlq = name + ".dlq"
     info = await stream.get_stream_info(dlq)
