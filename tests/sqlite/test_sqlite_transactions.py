@@ -214,6 +214,21 @@ async def test_outside_write_from_transaction_task_fails_fast(
     await _assert_writer_clean(conn, "after")
 
 
+async def test_nested_transaction_fails_fast(
+    open_connection: OpenConnection, dsn: str
+) -> None:
+    conn = await open_connection(dsn)
+    tx_store = datafx.TransactionalStore(conn)
+    with pytest.raises(datafx.BackendError, match="inside another transaction"):
+        async with asyncio.timeout(5):
+            async with tx_store.transaction() as outer:
+                await outer.set("outer", 1)
+                async with tx_store.transaction() as inner:
+                    await inner.set("inner", 1)
+    assert await datafx.Store(conn).get_many(["outer", "inner"]) == {}
+    await _assert_writer_clean(conn, "after")
+
+
 async def test_set_many_in_transaction_over_one_statement(
     open_connection: OpenConnection, dsn: str
 ) -> None:

@@ -105,6 +105,12 @@ class WriteGate:
             drained.set_result(None)
 
     async def acquire_exclusive(self) -> None:
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise RuntimeError(
+                "a transaction was started inside another transaction of the "
+                "same task on the same connection, and would wait for the outer "
+                "commit forever; finish the outer transaction first"
+            )
         await self._lock.acquire()
         try:
             while self._shared:
