@@ -150,6 +150,7 @@ class _Tables:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self.settings: dict[str, _Settings] = {}
+        self.consumers_seen: dict[tuple[str, str, str], float] = {}
 
     # -- helpers -----------------------------------------------------------
 
@@ -190,13 +191,59 @@ class _Tables:
             raise QueueNotFoundError(name)
         return int(row[0])
 
+    def last_generated_id(self, name: str) -> int:
+        """Return the newest id ever published to ``name`` (0 when none was).
+
+        Ids come from AUTOINCREMENT, so they are never reused. The newest id
+        is the largest stored one, unless it was removed: deletions of
+        acknowledged queue messages only remove ids every group's cursor has
+        passed, and trimming, dropping and expiry record the largest id they
+        remove in ``datafx_queues.last_id``.
+        """
+        (last,) = self.db.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM datafx_queue_messages "
+            "WHERE queue = ?1), 0), coalesce((SELECT max(last_id) FROM "
+            "datafx_queue_groups WHERE queue = ?1), 0), (SELECT last_id FROM "
+            "datafx_queues WHERE name = ?1))",
+            (name,),
+        ).fetchone()
+        return int(last or 0)
+
+    def remember_removed(self, name: str, removed_max: int | None) -> None:
+        if removed_max:
+            self.db.execute(
+                "UPDATE datafx_queues SET last_id = max(last_id, ?) WHERE name = ?",
+                (removed_max, name),
+            )
+
     def drop_expired(self, name: str, settings: _Settings, now: float) -> None:
         if settings.message_ttl is None:
             return
-        self.db.execute(
-            "DELETE FROM datafx_queue_messages WHERE queue = ? AND expires_at <= ?",
+        # Every message of a queue has the same lifetime, so the expired
+        # ones are exactly those up to the newest expired id.
+        row = self.db.execute(
+            "SELECT max(id) FROM datafx_queue_messages WHERE queue = ? "
+            "AND expires_at <= ?",
             (name, now),
+        ).fetchone()
+        if row[0] is None:
+            return
+        self.remember_removed(name, row[0])
+        self.db.execute(
+            "DELETE FROM datafx_queue_messages WHERE queue = ? AND id <= ?",
+            (name, row[0]),
         )
+
+    def see_consumer(self, name: str, group: str, consumer: str, now: float) -> None:
+        """Record that ``consumer`` of ``group`` is alive, at most once a minute."""
+        key = (name, group, consumer)
+        if now - self.consumers_seen.get(key, 0.0) < 60.0:
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO datafx_queue_consumers VALUES (?, ?, ?, ?)",
+            (name, group, consumer, now),
+        )
+        self.consumers_seen[key] = now
 
     def drop_orphans(self, name: str) -> None:
         """Remove pending rows whose message was trimmed, dropped or expired."""
@@ -246,10 +293,7 @@ class _Tables:
         if start_id == START_AT_BEGINNING:
             start = 0
         elif start_id == START_AT_NEW:
-            row = self.db.execute(
-                "SELECT last_id FROM datafx_queues WHERE name = ?", (name,)
-            ).fetchone()
-            start = int(row[0])
+            start = self.last_generated_id(name)
         else:
             try:
                 start = int(start_id)
@@ -278,25 +322,39 @@ class _Tables:
             if excess > 0:
                 if settings.reject_when_full:
                     raise QueueFullError(name, settings.max_length)
-                db.execute(
-                    "DELETE FROM datafx_queue_messages WHERE id IN (SELECT id FROM "
-                    "datafx_queue_messages WHERE queue = ? ORDER BY id LIMIT ?)",
+                (removed_max,) = db.execute(
+                    "SELECT max(id) FROM (SELECT id FROM datafx_queue_messages "
+                    "WHERE queue = ? ORDER BY id LIMIT ?)",
                     (name, excess),
+                ).fetchone()
+                self.remember_removed(name, removed_max)
+                db.execute(
+                    "DELETE FROM datafx_queue_messages WHERE queue = ? AND id <= ?",
+                    (name, removed_max),
                 )
                 self.drop_orphans(name)
-        expires_at = (
-            None if settings.message_ttl is None else now + settings.message_ttl
-        )
-        cursor = db.execute(
+        return self.insert(name, settings, body, headers, now)
+
+    def insert(
+        self, name: str, settings: _Settings, body: bytes, headers: bytes, now: float
+    ) -> str:
+        ttl = settings.message_ttl
+        expires_at = None if ttl is None else now + ttl
+        cursor = self.db.execute(
             "INSERT INTO datafx_queue_messages (queue, body, headers, published_at, "
             "expires_at) VALUES (?, ?, ?, ?, ?)",
             (name, body, headers, now, expires_at),
         )
-        message_id = cursor.lastrowid
-        db.execute(
-            "UPDATE datafx_queues SET last_id = ? WHERE name = ?", (message_id, name)
-        )
-        return str(message_id)
+        return str(cursor.lastrowid)
+
+    def publish_autocommit(
+        self, name: str, body: bytes, headers: bytes, now: float
+    ) -> str:
+        """Publish with one autocommit INSERT when no length limit needs checking."""
+        settings = self.settings.get(name)
+        if settings is None or settings.max_length:
+            return self.transaction(self.publish, name, body, headers, now)
+        return self.insert(name, settings, body, headers, now)
 
     # -- consuming ---------------------------------------------------------
 
@@ -314,10 +372,7 @@ class _Tables:
         settings = self.load_settings(name)
         cursor_id = self.group_cursor(name, group)
         self.drop_expired(name, settings, now)
-        db.execute(
-            "INSERT OR REPLACE INTO datafx_queue_consumers VALUES (?, ?, ?, ?)",
-            (name, group, consumer, now),
-        )
+        self.see_consumer(name, group, consumer, now)
         lease_until = None if visibility is None else now + visibility
         taken: list[RawMessage] = []
         ready_filter = "" if visibility is not None else " AND p.consumer IS NULL"
@@ -406,6 +461,15 @@ class _Tables:
             (ready_at, name, group, *ids),
         )
 
+    def untake(self, name: str, group: str, ids: list[int], now: float) -> None:
+        """Undo a ``take`` whose caller was cancelled before it got the messages."""
+        self.db.execute(
+            "UPDATE datafx_queue_pending SET consumer = NULL, visible_at = ?, "
+            "delivery_count = delivery_count - 1 "
+            f"WHERE queue = ? AND grp = ? AND id IN ({_placeholders(len(ids))})",
+            (now, name, group, *ids),
+        )
+
     def extend(
         self,
         name: str,
@@ -440,10 +504,7 @@ class _Tables:
         self.group_cursor(name, group)
         self.drop_expired(name, settings, now)
         self.drop_orphans(name)
-        db.execute(
-            "INSERT OR REPLACE INTO datafx_queue_consumers VALUES (?, ?, ?, ?)",
-            (name, group, consumer, now),
-        )
+        self.see_consumer(name, group, consumer, now)
         rows = db.execute(
             "SELECT p.id, p.delivery_count, m.body, m.headers, m.published_at "
             "FROM datafx_queue_pending p JOIN datafx_queue_messages m ON m.id = p.id "
@@ -480,9 +541,7 @@ class _Tables:
         (length,) = db.execute(
             "SELECT count(*) FROM datafx_queue_messages WHERE queue = ?", (name,)
         ).fetchone()
-        (last_id,) = db.execute(
-            "SELECT last_id FROM datafx_queues WHERE name = ?", (name,)
-        ).fetchone()
+        last_id = self.last_generated_id(name)
         groups = []
         for group, cursor_id, entries_read in db.execute(
             "SELECT grp, last_id, entries_read FROM datafx_queue_groups "
@@ -519,6 +578,7 @@ class _Tables:
 
     def trim(self, name: str, max_len: int) -> int:
         self.load_settings(name)
+        self.remember_removed(name, self.last_generated_id(name))
         cursor = self.db.execute(
             "DELETE FROM datafx_queue_messages WHERE id IN (SELECT id FROM "
             "datafx_queue_messages WHERE queue = ? ORDER BY id DESC "
@@ -637,7 +697,10 @@ class SqliteQueues:
 
     async def publish(self, name: str, body: bytes, headers: bytes) -> str:
         tables = await self._open()
-        message_id = await self._run(tables.publish, name, body, headers, time.time())
+        loop = asyncio.get_running_loop()
+        message_id = await loop.run_in_executor(
+            self._executor, tables.publish_autocommit, name, body, headers, time.time()
+        )
         self._notifier.notify()
         return message_id
 
@@ -674,7 +737,7 @@ class SqliteQueues:
             return
         ids = [int(m.receipt_handle) for m in taken]
         self._executor.submit(
-            tables.transaction, tables.release, name, group, ids, time.time()
+            tables.transaction, tables.untake, name, group, ids, time.time()
         )
 
     async def fetch(
