@@ -20,6 +20,7 @@ processes. Times are seconds since the Unix epoch from the client's clock.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from typing import Any
 
 from datafx.connfx.adapters.mysql.pool import MySqlPool, execute, fetch
 from datafx.connfx.adapters.mysql.schema import MAX_NAME_BYTES
+from datafx.connfx.adapters.sqlbase.completion import Completion
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.limits import check_key_size
 from datafx.connfx.adapters.sqlbase.names import TableNames
@@ -206,6 +208,7 @@ class MySqlQueues:
         self._consumers: dict[tuple[str, str, str], float] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._completion = Completion(logging.getLogger("datafx.connfx.mysql.queue"))
 
     # -- helpers -------------------------------------------------------------
 
@@ -267,7 +270,7 @@ class MySqlQueues:
 
     # -- declarations ----------------------------------------------------------
 
-    async def declare(
+    async def _declare(
         self, name: str, config: QueueConfig, *, stream: bool = False
     ) -> bool:
         check_key_size(name, MAX_NAME_BYTES, "MySQL", "queue name")
@@ -318,7 +321,7 @@ class MySqlQueues:
 
     # -- publishing ------------------------------------------------------------
 
-    async def publish(self, name: str, body: bytes, headers: bytes) -> str:
+    async def _publish(self, name: str, body: bytes, headers: bytes) -> str:
         await self._ready.ensure()
         settings = await self._settings_of(name)
         sql = self._sql
@@ -530,7 +533,7 @@ class MySqlQueues:
             except TimeoutError:
                 pass
 
-    async def ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
+    async def _ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
         await self._ready.ensure()
         settings = await self._settings_of(name)
         ids = _ids(receipt_handles)
@@ -552,7 +555,7 @@ class MySqlQueues:
             statement = sql.delete_messages.format(ids=_marks(len(done)))
             await execute(connection, statement, (name, *done))
 
-    async def release(
+    async def _release(
         self, name: str, group: str, receipt_handles: Sequence[str], delay: float
     ) -> None:
         await self._ready.ensure()
@@ -641,6 +644,33 @@ class MySqlQueues:
         )
         taken, _ = await self._shielded(name, group, operation)
         return taken
+
+    # -- writes that finish even when the caller is cancelled ------------------
+
+    async def declare(
+        self, name: str, config: QueueConfig, *, stream: bool = False
+    ) -> bool:
+        return await self._completion.run(
+            self._declare(name, config, stream=stream), f"declaring queue {name!r}"
+        )
+
+    async def publish(self, name: str, body: bytes, headers: bytes) -> str:
+        return await self._completion.run(
+            self._publish(name, body, headers), f"publishing to queue {name!r}"
+        )
+
+    async def ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
+        return await self._completion.run(
+            self._ack(name, group, receipt_handles), f"acknowledging on {name!r}"
+        )
+
+    async def release(
+        self, name: str, group: str, receipt_handles: Sequence[str], delay: float
+    ) -> None:
+        await self._completion.run(
+            self._release(name, group, receipt_handles, delay),
+            f"releasing messages of {name!r}",
+        )
 
     # -- inspecting ------------------------------------------------------------
 

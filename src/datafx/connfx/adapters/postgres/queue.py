@@ -16,6 +16,7 @@ same message. Times are seconds since the Unix epoch from the client's clock.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from datafx.connfx.adapters.postgres.kv import row_count
 from datafx.connfx.adapters.postgres.listener import Wakeups, payload_for
 from datafx.connfx.adapters.postgres.pool import PostgresPool
+from datafx.connfx.adapters.sqlbase.completion import Completion
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.names import TableNames
 from datafx.connfx.errors import QueueFullError, QueueNotFoundError
@@ -227,6 +229,7 @@ class PostgresQueues:
         self._groups: set[tuple[str, str]] = set()
         self._consumers: dict[tuple[str, str, str], float] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._completion = Completion(logging.getLogger("datafx.connfx.postgres.queue"))
 
     # -- helpers -------------------------------------------------------------
 
@@ -261,7 +264,7 @@ class PostgresQueues:
 
     # -- declarations ----------------------------------------------------------
 
-    async def declare(
+    async def _declare(
         self, name: str, config: QueueConfig, *, stream: bool = False
     ) -> bool:
         await self._ready.ensure()
@@ -312,7 +315,7 @@ class PostgresQueues:
 
     # -- publishing ------------------------------------------------------------
 
-    async def publish(self, name: str, body: bytes, headers: bytes) -> str:
+    async def _publish(self, name: str, body: bytes, headers: bytes) -> str:
         await self._ready.ensure()
         settings = await self._settings_of(name)
         now = time.time()
@@ -480,7 +483,7 @@ class PostgresQueues:
             except TimeoutError:
                 pass
 
-    async def ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
+    async def _ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
         await self._ready.ensure()
         settings = await self._settings_of(name)
         async with self._pool.acquire() as connection:
@@ -489,7 +492,7 @@ class PostgresQueues:
             )
         return int(acked)
 
-    async def release(
+    async def _release(
         self, name: str, group: str, receipt_handles: Sequence[str], delay: float
     ) -> None:
         await self._ready.ensure()
@@ -583,6 +586,33 @@ class PostgresQueues:
             )
             raise
         return taken
+
+    # -- writes that finish even when the caller is cancelled ------------------
+
+    async def declare(
+        self, name: str, config: QueueConfig, *, stream: bool = False
+    ) -> bool:
+        return await self._completion.run(
+            self._declare(name, config, stream=stream), f"declaring queue {name!r}"
+        )
+
+    async def publish(self, name: str, body: bytes, headers: bytes) -> str:
+        return await self._completion.run(
+            self._publish(name, body, headers), f"publishing to queue {name!r}"
+        )
+
+    async def ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
+        return await self._completion.run(
+            self._ack(name, group, receipt_handles), f"acknowledging on {name!r}"
+        )
+
+    async def release(
+        self, name: str, group: str, receipt_handles: Sequence[str], delay: float
+    ) -> None:
+        await self._completion.run(
+            self._release(name, group, receipt_handles, delay),
+            f"releasing messages of {name!r}",
+        )
 
     # -- inspecting ------------------------------------------------------------
 
