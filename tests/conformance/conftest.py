@@ -57,6 +57,7 @@ SPECS = [
         "redis",
         dsn="redis://127.0.0.1:6379/0",
         server=("127.0.0.1", 6379),
+        capabilities=Capabilities(queues=True, streams=True),
         marks=[pytest.mark.server],
     ),
     BackendSpec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -11,13 +12,58 @@ from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from datafx.connfx.adapters.redis.config import RedisSettings
 from datafx.connfx.adapters.redis.errors import pool_timeout_error
 
-__all__ = ["WaitingPool", "build_client"]
+__all__ = [
+    "CancelSafeConnection",
+    "CancelSafeSSLConnection",
+    "WaitingPool",
+    "build_client",
+]
 
 RedisClient = Redis | RedisCluster
+
+
+class _CancelSafeSend:
+    """Bound the send of a command with ``asyncio.timeout`` instead of ``wait_for``.
+
+    redis-py 8.2 wraps each send in ``asyncio.wait_for(..., socket_timeout)``.
+    On Python 3.11, ``wait_for`` drops a cancellation that arrives as the send
+    completes, so a cancelled task goes on running (seen here in about one of
+    25 cancelled blocking reads). ``asyncio.timeout`` has no such race. The
+    driver reads ``socket_timeout`` to choose ``wait_for``, so it is set to
+    ``None`` for the send only; the connection is held by one command at a
+    time, so no read sees that value.
+    """
+
+    socket_timeout: float | None
+
+    async def send_packed_command(
+        self, command: Any, check_health: bool = True
+    ) -> None:
+        timeout = self.socket_timeout
+        if timeout is None:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        self.socket_timeout = None
+        try:
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except TimeoutError as exc:
+            raise RedisTimeoutError("Timeout writing to socket") from exc
+        finally:
+            self.socket_timeout = timeout
+
+
+class CancelSafeConnection(_CancelSafeSend, DriverConnection):
+    """A plain TCP connection with :class:`_CancelSafeSend`."""
+
+
+class CancelSafeSSLConnection(_CancelSafeSend, SSLConnection):
+    """A TLS connection with :class:`_CancelSafeSend`."""
 
 
 class WaitingPool(BlockingConnectionPool):
@@ -76,7 +122,7 @@ def _build_single(settings: RedisSettings) -> Redis:
     host, port = settings.hosts[0]
     tls = _tls_options(settings)
     pool = WaitingPool(
-        connection_class=SSLConnection if tls else DriverConnection,
+        connection_class=CancelSafeSSLConnection if tls else CancelSafeConnection,
         max_connections=settings.max_connections,
         timeout=settings.pool_timeout,
         host=host,
@@ -93,13 +139,21 @@ def _build_cluster(settings: RedisSettings) -> RedisCluster:
     tls = _tls_options(settings)
     # NOTE: RedisCluster keeps one pool per node and raises MaxConnectionsError
     # at once when a node's pool is full; it has no waiting pool to plug in.
-    return RedisCluster(
+    client = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in settings.hosts],
         max_connections=settings.max_connections,
         ssl=bool(tls),
         **_common_options(settings),
         **tls,
     )
+    # RedisCluster has no connection_class argument. Its nodes copy the class
+    # from this dict (shared with its NodesManager), and the startup nodes
+    # have opened no connection yet, so swapping the class here covers all.
+    safe_class = CancelSafeSSLConnection if tls else CancelSafeConnection
+    client.connection_kwargs["connection_class"] = safe_class
+    for node in client.startup_nodes:
+        node.connection_class = safe_class
+    return client
 
 
 def build_client(settings: RedisSettings) -> RedisClient:

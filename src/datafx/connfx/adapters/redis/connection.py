@@ -13,6 +13,7 @@ from datafx.connfx.adapters.redis.client import WaitingPool, build_client
 from datafx.connfx.adapters.redis.config import RedisSettings, read_settings
 from datafx.connfx.adapters.redis.errors import EventLoopGuard
 from datafx.connfx.adapters.redis.keyvalue import RedisKeyValue
+from datafx.connfx.adapters.redis.queue import RedisQueues
 from datafx.connfx.adapters.redis.transactions import RedisTransactional
 from datafx.connfx.behaviors import Behavior, ConnectionState
 from datafx.connfx.config import ConfigTarget
@@ -36,6 +37,8 @@ class RedisConnection(Connection):
             Behavior.KEY_VALUE,
             Behavior.CACHE,
             Behavior.TRANSACTIONAL,
+            Behavior.QUEUE,
+            Behavior.STREAMING,
             Behavior.STATEFUL,
         }
     )
@@ -55,6 +58,9 @@ class RedisConnection(Connection):
         self.key_value = kv
         self.cache = kv
         self.transactional = RedisTransactional(self.client, self.guard)
+        queues = RedisQueues(self.client, self.guard, settings.socket_timeout)
+        self.queue = queues
+        self.stream = queues
 
     @property
     def raw(self) -> Redis | RedisCluster:
