@@ -8,6 +8,7 @@ supports. Server-backed specs skip when their server does not answer, unless
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,16 @@ SQL_TABLES = (
 )
 
 
+def _redis_cluster_dsn(tmp_path: Path) -> str:
+    # Three redis-server processes on free loopback ports, started once for
+    # the session and stopped when it ends.
+    from datafx.connfx.adapters.redis.localserver import shared_cluster
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-cluster: redis-server or redis-cli is not on PATH")
+    return shared_cluster().dsn
+
+
 def _memory_dsn(tmp_path: Path) -> str:
     # A name per test: connections to memory://name share one database.
     return f"memory://{tmp_path.name}"
@@ -59,6 +70,13 @@ SPECS = [
         server=("127.0.0.1", 6379),
         capabilities=Capabilities(queues=True, streams=True),
         marks=[pytest.mark.server],
+    ),
+    BackendSpec(
+        "redis-cluster",
+        dsn=_redis_cluster_dsn,
+        capabilities=Capabilities(queues=True, streams=True),
+        marks=[pytest.mark.server],
+        hash_tag_keys=True,
     ),
     BackendSpec(
         "postgres",

@@ -53,6 +53,9 @@ class BackendSpec:
     file per test). ``server`` is ``(host, port)`` of a server that must
     answer; the test is skipped when it does not, unless the environment
     variable ``DATAFX_REQUIRE_SERVICES=1`` makes it a failure.
+    ``hash_tag_keys`` wraps each test's key prefix in a Redis Cluster hash
+    tag (``{t1a2b...}:``), so that all keys of one test share a hash slot
+    and multi-key transactions can run on a cluster.
     """
 
     id: str
@@ -62,6 +65,7 @@ class BackendSpec:
     properties: dict[str, Any] = field(default_factory=dict)
     marks: Sequence[Any] = ()
     setup: Callable[[], Awaitable[None]] | None = None
+    hash_tag_keys: bool = False
 
 
 @dataclass(slots=True)
@@ -129,7 +133,8 @@ def backend_fixture(specs: Sequence[BackendSpec]) -> Any:
         registry = Registry.with_defaults()
         target = ConfigTarget(dsn=dsn, properties=dict(spec.properties))
         conn = await registry.add_connection("default", target)
-        prefix = f"t{uuid.uuid4().hex[:12]}:"
+        prefix = f"t{uuid.uuid4().hex[:12]}"
+        prefix = f"{{{prefix}}}:" if spec.hash_tag_keys else f"{prefix}:"
         try:
             yield Backend(
                 spec=spec, registry=registry, conn=conn, dsn=dsn, prefix=prefix
