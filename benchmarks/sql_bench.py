@@ -1,9 +1,9 @@
 """Time datafx on PostgreSQL and MySQL beside the raw driver running the same SQL.
 
 Each key-value phase runs the same work through datafx (``Store``) and through
-the raw driver (asyncpg or asyncmy) in the same process and against the same
-server, alternating the two for ``--rounds`` rounds; the median ops/s of each
-side and their ratio are reported. The raw side executes the very statements
+the raw driver (asyncpg or asyncmy), in the same process and against the same
+server. The two sides alternate for ``--rounds`` rounds, and the report gives
+the median ops/s of each side and their ratio. The raw side executes the very statements
 the adapter sends (built by the adapter's own statement classes), encodes and
 decodes values with msgspec JSON as datafx's default codec does, and has the
 same pool size, so the ratio is the cost of the datafx layers.
@@ -71,7 +71,7 @@ decode = msgspec.json.decode
 
 
 def make_value(i: int) -> dict[str, Any]:
-    """A record of about 200 bytes once JSON-encoded, as in the peer baseline."""
+    """Return a record of about 200 bytes once JSON-encoded."""
     return {
         "id": 1_000_000 + i,
         "name": f"Ergonomic brushed stainless steel widget, model X-{i:06d}, "

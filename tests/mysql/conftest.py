@@ -1,8 +1,8 @@
 """Fixtures for the MySQL and MariaDB tests: connections on a table prefix of their own.
 
 Every test gets a fresh table prefix, and every table created under it is
-dropped after the test. The tests skip when no server answers on
-127.0.0.1:3306, unless ``DATAFX_REQUIRE_SERVICES=1`` makes that a failure.
+dropped after the test. The tests skip when no server accepts connections
+on 127.0.0.1:3306, unless ``DATAFX_REQUIRE_SERVICES=1`` makes that a failure.
 """
 
 from __future__ import annotations

@@ -107,3 +107,25 @@ async def test_concurrent_first_use_migrates_once(
         {"component": "kv", "version": 1},
         {"component": "queue", "version": 1},
     ]
+
+
+async def test_scan_keys_pages_by_prefix(open_connection: OpenConnection) -> None:
+    store = datafx.Store(await open_connection())
+    keys = [f"user:{i:04d}" for i in range(1200)]
+    others = [
+        "user;",
+        "usex",
+        "us",
+        "user%x",
+        "User:1",
+        "ключ:1",
+        "ключ:2",
+        "\U0010ffff",
+    ]
+    await store.set_many({key: 1 for key in keys + others})
+    await datafx.Cache(store.connection).set("user:gone", 1, ttl=0.001)
+    await asyncio.sleep(0.01)
+    assert [k async for k in store.scan_keys("user:")] == keys
+    assert [k async for k in store.scan_keys("ключ")] == ["ключ:1", "ключ:2"]
+    assert [k async for k in store.scan_keys("user%")] == ["user%x"]
+    assert sorted([k async for k in store.scan_keys()]) == sorted(keys + others)

@@ -9,7 +9,7 @@ Keys and values are always bound parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from datafx.connfx.adapters.mysql.schema import MAX_KEY_BYTES
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.limits import check_key_size, check_value_size
 from datafx.connfx.adapters.sqlbase.names import TableNames
+from datafx.connfx.adapters.sqlbase.prefix import SCAN_PAGE, prefix_upper_bound
 from datafx.connfx.errors import KeyNotFoundError, MarshalError
 
 __all__ = ["KvOperations", "KvStatements", "MySqlKeyValue"]
@@ -62,6 +63,8 @@ class KvStatements:
     expire: str
     sweep_select: str
     sweep_delete: str
+    scan: str
+    scan_bounded: str
 
     @classmethod
     def build(cls, names: TableNames, lock: str = "") -> KvStatements:
@@ -87,6 +90,14 @@ class KvStatements:
             remove_many=f"DELETE FROM {kv} WHERE `key` IN ({{keys}})",
             expire=(
                 f"UPDATE {kv} SET expires_at = {_DEADLINE} WHERE `key` = %s AND {_LIVE}"
+            ),
+            scan=(
+                f"SELECT `key` FROM {kv} WHERE `key` >= %s AND `key` > %s "
+                f"AND {_LIVE} ORDER BY `key` LIMIT %s"
+            ),
+            scan_bounded=(
+                f"SELECT `key` FROM {kv} WHERE `key` >= %s AND `key` > %s "
+                f"AND `key` < %s AND {_LIVE} ORDER BY `key` LIMIT %s"
             ),
             sweep_select=(
                 f"SELECT `key` FROM {kv} WHERE expires_at <= UTC_TIMESTAMP(6) "
@@ -240,6 +251,26 @@ class MySqlKeyValue:
         await self._ready.ensure()
         async with self._pool.acquire() as connection:
             return await self._ops.expire(connection, key, ttl)
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield live keys starting with ``prefix`` in byte order, a page at a time."""
+        await self._ready.ensure()
+        sql = self._ops.sql
+        upper = prefix_upper_bound(prefix)
+        last = b""
+        args: tuple[Any, ...]
+        while True:
+            if upper is None:
+                statement, args = sql.scan, (prefix, last, SCAN_PAGE)
+            else:
+                statement, args = sql.scan_bounded, (prefix, last, upper, SCAN_PAGE)
+            async with self._pool.acquire() as connection:
+                rows = await fetch(connection, statement, args)
+            for row in rows:
+                yield bytes(row[0]).decode()
+            if len(rows) < SCAN_PAGE:
+                return
+            last = bytes(rows[-1][0])
 
     async def delete_expired(self, limit: int) -> int:
         """Remove at most ``limit`` expired rows, skipping rows others hold locked."""

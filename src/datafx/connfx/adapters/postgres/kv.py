@@ -8,7 +8,7 @@ removed it yet. Keys and values are always bound parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from datafx.connfx.adapters.postgres.pool import PostgresPool
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.limits import KeyTooLongError, check_value_size
 from datafx.connfx.adapters.sqlbase.names import TableNames
+from datafx.connfx.adapters.sqlbase.prefix import SCAN_PAGE, prefix_upper_bound
 from datafx.connfx.errors import KeyNotFoundError
 
 __all__ = ["KvStatements", "PostgresKeyValue", "row_count"]
@@ -51,6 +52,7 @@ class KvStatements:
     remove_many: str
     expire: str
     sweep: str
+    scan: str
 
     @classmethod
     def build(cls, names: TableNames, lock: str = "") -> KvStatements:
@@ -86,6 +88,13 @@ class KvStatements:
             expire=(
                 f"UPDATE {kv} SET expires_at = clock_timestamp() + "
                 f"$2::float8 * interval '1 second' WHERE key = $1 AND {_LIVE}"
+            ),
+            # $1 lower bound (the prefix), $2 upper bound or NULL, $3 last key seen.
+            scan=(
+                f"SELECT key FROM {kv} WHERE key >= $1 "
+                "AND ($2::text IS NULL OR key < $2) "
+                f"AND ($3::text IS NULL OR key > $3) AND {_LIVE} "
+                "ORDER BY key LIMIT $4"
             ),
             sweep=(
                 f"DELETE FROM {kv} WHERE key = ANY(ARRAY("
@@ -235,6 +244,22 @@ class PostgresKeyValue:
         await self._ready.ensure()
         async with self._pool.acquire() as connection:
             return await self._ops.expire(connection, key, ttl)
+
+    async def scan(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield live keys starting with ``prefix`` in key order, a page at a time."""
+        await self._ready.ensure()
+        upper = prefix_upper_bound(prefix)
+        last: str | None = None
+        while True:
+            async with self._pool.acquire() as connection:
+                rows = await connection.fetch(
+                    self._ops.sql.scan, prefix, upper, last, SCAN_PAGE
+                )
+            for row in rows:
+                yield row[0]
+            if len(rows) < SCAN_PAGE:
+                return
+            last = rows[-1][0]
 
     async def delete_expired(self, limit: int) -> int:
         """Remove at most ``limit`` expired rows, skipping rows others hold locked."""

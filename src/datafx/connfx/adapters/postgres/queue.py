@@ -43,7 +43,7 @@ from datafx.connfx.queueing import (
 
 __all__ = ["PostgresQueues"]
 
-# Longest wait between checks while a fetch blocks, in case a notification
+# Maximum wait between checks while a fetch blocks, in case a notification
 # was lost with the LISTEN connection.
 MAX_SLEEP = 1.0
 
