@@ -1,4 +1,4 @@
-"""Cancellation under load: no reply may reach the wrong caller, nothing may stay leased."""
+"""Cancellation under load: no reply reaches the wrong caller, nothing stays leased."""
 
 from __future__ import annotations
 
