@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -115,6 +115,72 @@ def _placeholders(count: int) -> str:
 
 def _ids(handles: Sequence[str]) -> list[int]:
     return [int(h) for h in handles]
+
+
+def _resolve(
+    future: asyncio.Future[Any], result: Any, error: BaseException | None
+) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class _Worker:
+    """One thread that runs the queue connection's calls in order.
+
+    A plain thread and queue (as aiosqlite does) costs less per call than an
+    executor, and a call is one hop: the function runs whole on the thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[
+            tuple[asyncio.Future[Any] | None, Callable[..., Any], tuple[Any, ...]]
+            | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            future, fn, args = call
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                error = exc
+            if future is None:
+                if error is not None:
+                    _logger.warning(
+                        "background queue call %s failed: %s: %s",
+                        getattr(fn, "__name__", fn),
+                        type(error).__name__,
+                        error,
+                    )
+                continue
+            try:
+                future.get_loop().call_soon_threadsafe(_resolve, future, result, error)
+            except RuntimeError:
+                pass  # the event loop closed while the call ran
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def submit_detached(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue a call whose result nobody waits for; a failure is logged."""
+        self._calls.put((None, fn, args))
+
+    def stop(self) -> None:
+        """Let the thread end after the calls already queued."""
+        self._calls.put(None)
 
 
 class _Notifier:
@@ -590,6 +656,17 @@ class _Tables:
             self.drop_orphans(name)
         return removed
 
+    def take_and_version(
+        self, *args: Any
+    ) -> tuple[list[RawMessage], float | None, int]:
+        """Run ``take`` in a transaction, then read ``PRAGMA data_version``.
+
+        The version changes when another connection commits, so a waiting
+        fetch compares it to see new messages of other processes.
+        """
+        taken, next_ready = self.transaction(self.take, *args)
+        return taken, next_ready, self.data_version()
+
     def data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
@@ -599,7 +676,7 @@ class SqliteQueues:
 
     def __init__(self, options: SqliteOptions) -> None:
         self._options = options
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._tables: _Tables | None = None
         self._open_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -634,22 +711,20 @@ class SqliteQueues:
         async with self._open_lock:
             if self._tables is None:
                 self._loop = asyncio.get_running_loop()
-                executor = ThreadPoolExecutor(
-                    1, thread_name_prefix="datafx-sqlite-queue"
-                )
+                worker = _Worker("datafx-sqlite-queue")
                 try:
-                    tables = await self._loop.run_in_executor(executor, self._connect)
+                    tables = await worker.submit(self._connect)
                 except BaseException:
-                    executor.shutdown(wait=False)
+                    worker.stop()
                     raise
-                self._executor = executor
+                self._worker = worker
                 self._tables = tables
         return self._tables
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
         tables = await self._open()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, tables.transaction, fn, *args)
+        assert self._worker is not None
+        return await self._worker.submit(tables.transaction, fn, *args)
 
     def wake(self) -> None:
         loop = self._loop
@@ -665,13 +740,13 @@ class SqliteQueues:
             loop.call_soon_threadsafe(self._wakeup.set)
 
     async def close(self) -> None:
-        executor, tables = self._executor, self._tables
-        self._executor = self._tables = None
-        if executor is None or tables is None:
+        worker, tables = self._worker, self._tables
+        self._worker = None
+        self._tables = None
+        if worker is None or tables is None:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(executor, tables.db.close)
-        executor.shutdown(wait=False)
+        await worker.submit(tables.db.close)
+        worker.stop()
 
     # -- QueuePort ---------------------------------------------------------
 
@@ -697,9 +772,9 @@ class SqliteQueues:
 
     async def publish(self, name: str, body: bytes, headers: bytes) -> str:
         tables = await self._open()
-        loop = asyncio.get_running_loop()
-        message_id = await loop.run_in_executor(
-            self._executor, tables.publish_autocommit, name, body, headers, time.time()
+        assert self._worker is not None
+        message_id = await self._worker.submit(
+            tables.publish_autocommit, name, body, headers, time.time()
         )
         self._notifier.notify()
         return message_id
@@ -708,12 +783,10 @@ class SqliteQueues:
         self,
         tables: _Tables,
         args: tuple[Any, ...],
-    ) -> tuple[list[RawMessage], float | None]:
+    ) -> tuple[list[RawMessage], float | None, int]:
         """Run ``take`` so that a cancelled caller never keeps messages leased."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor, tables.transaction, tables.take, *args
-        )
+        assert self._worker is not None
+        future = self._worker.submit(tables.take_and_version, *args)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -728,15 +801,15 @@ class SqliteQueues:
         tables: _Tables,
         name: str,
         group: str,
-        done: asyncio.Future[tuple[list[RawMessage], float | None]],
+        done: asyncio.Future[tuple[list[RawMessage], float | None, int]],
     ) -> None:
         if done.cancelled() or done.exception() is not None:
             return
-        taken, _ = done.result()
-        if not taken or self._executor is None:
+        taken = done.result()[0]
+        if not taken or self._worker is None:
             return
         ids = [int(m.receipt_handle) for m in taken]
-        self._executor.submit(
+        self._worker.submit_detached(
             tables.transaction, tables.untake, name, group, ids, time.time()
         )
 
@@ -751,13 +824,13 @@ class SqliteQueues:
         block: float,
     ) -> list[RawMessage]:
         tables = await self._open()
-        loop = asyncio.get_running_loop()
+        worker = self._worker
+        assert worker is not None
         deadline = time.monotonic() + block
-        version: int | None = None
         while True:
             self._wakeup.clear()
             args = (name, group, consumer, count, visibility_timeout, time.time())
-            taken, next_ready = await self._take(tables, args)
+            taken, next_ready, version = await self._take(tables, args)
             if taken:
                 return taken
             while True:
@@ -775,13 +848,9 @@ class SqliteQueues:
                     pass
                 if next_ready is not None and next_ready <= time.time():
                     break
-                current = await loop.run_in_executor(
-                    self._executor, tables.data_version
-                )
-                if version is not None and current != version:
-                    version = current
+                # Another process committed since the take: look again.
+                if await worker.submit(tables.data_version) != version:
                     break
-                version = current
 
     async def ack(self, name: str, group: str, receipt_handles: Sequence[str]) -> int:
         tables = await self._open()
