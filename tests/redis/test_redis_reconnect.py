@@ -61,9 +61,10 @@ class Journal:
         return again
 
 
-async def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` until it holds; fail after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the journal has no event to await
             await asyncio.sleep(0.02)
 
 
