@@ -10,6 +10,7 @@ in small batches.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import logging
@@ -175,7 +176,7 @@ def _deadline(ttl: float | None) -> float | None:
     return None if ttl is None else time.time() + ttl
 
 
-class _KeyValueOperations:
+class _KeyValueOperations(abc.ABC):
     """Key-value and cache operations over three statement runners.
 
     Subclasses set ``_fetch`` (runs a SELECT) and ``_write`` (runs one
@@ -189,8 +190,8 @@ class _KeyValueOperations:
     def __init__(self, statements: KvStatements) -> None:
         self._sql = statements
 
-    async def _write_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def _write_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
     async def get(self, key: str) -> bytes | None:
         rows = await self._fetch(self._sql.get, (key, time.time()))
