@@ -107,7 +107,8 @@ class Message:
 
     ``delivery_count`` is 1 on the first delivery and rises with every
     redelivery to the same group, across processes and restarts.
-    ``timestamp`` is the publish time (UTC). Settle the message once with
+    ``timestamp`` is the publish time (UTC), ``published_at`` the same in
+    seconds since the Unix epoch. Settle the message once with
     :meth:`ack` or :meth:`nack`; later calls do nothing.
     """
 
@@ -119,10 +120,10 @@ class Message:
         "delivery_count",
         "headers",
         "message_id",
+        "published_at",
         "receipt_handle",
         "settled",
         "stream_name",
-        "timestamp",
     )
 
     def __init__(
@@ -131,7 +132,7 @@ class Message:
         body: bytes,
         headers: dict[str, HeaderValue],
         message_id: str,
-        timestamp: datetime,
+        published_at: float,
         delivery_count: int,
         receipt_handle: str,
         consumer_group: str | None,
@@ -142,7 +143,7 @@ class Message:
         self.body = body
         self.headers = headers
         self.message_id = message_id
-        self.timestamp = timestamp
+        self.published_at = published_at
         self.delivery_count = delivery_count
         self.receipt_handle = receipt_handle
         self.consumer_group = consumer_group
@@ -150,6 +151,11 @@ class Message:
         self.settled = lease is None
         self._codec = codec
         self._lease = lease
+
+    @property
+    def timestamp(self) -> datetime:
+        """The publish time as an aware UTC ``datetime``."""
+        return datetime.fromtimestamp(self.published_at, UTC)
 
     @overload
     def decode(self) -> Any: ...

@@ -64,7 +64,6 @@ from datafx.message import (
     decode_headers,
     encode_headers,
     encode_value,
-    timestamp_to_datetime,
 )
 
 __all__ = ["Handler", "Lease", "Queue", "Subscription", "default_consumer_name"]
@@ -163,9 +162,9 @@ class Lease:
     def wrap(self, raw: RawMessage) -> Message:
         message = Message(
             body=raw.body,
-            headers=decode_headers(raw.headers),
+            headers=decode_headers(raw.headers) if raw.headers else {},
             message_id=raw.message_id,
-            timestamp=timestamp_to_datetime(raw.timestamp),
+            published_at=raw.timestamp,
             delivery_count=raw.delivery_count,
             receipt_handle=raw.receipt_handle,
             consumer_group=self._public_group,
@@ -505,7 +504,9 @@ async def _handle_one(
             return False
     try:
         result = handler(value)
-        if inspect.isawaitable(result):
+        # Checking for a bool first skips the slower awaitable test for
+        # sync handlers.
+        if result is not True and result is not False and inspect.isawaitable(result):
             result = await result
     except Exception as exc:
         _logger.warning(
