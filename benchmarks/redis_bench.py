@@ -1,0 +1,248 @@
+"""Benchmark of the Redis adapter beside raw redis.asyncio, same run, same server.
+
+Each case runs datafx and then raw redis.asyncio doing the same work: both
+encode and decode the same ~200-byte record with msgspec JSON (the datafx
+default codec), so the ratio shows what the datafx layers cost. Keys use a
+random prefix in database 0 and are deleted at the end; nothing is flushed.
+
+    .venv/bin/python benchmarks/redis_bench.py
+    .venv/bin/python benchmarks/redis_bench.py --seconds 2 --messages 10000
+
+Cases: ``set``/``get`` one awaited call at a time; the same with 64 tasks on
+a 64-connection pool; ``get_many`` of 100 keys (one MGET); queue publish of
+``--messages`` messages one at a time, then consume-and-ack of all of them
+(datafx: ``Queue.process_messages`` with prefetch 100, which acks per fetched
+batch; raw: XREADGROUP COUNT 100 and one XACK per batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from statistics import median
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+import datafx
+from datafx.connfx import ConfigTarget, ConsumerConfig, QueueConfig, Registry
+
+HOST, PORT = "127.0.0.1", 6379
+CONCURRENCY = 64
+BATCH = 100
+
+
+def make_record(i: int) -> dict[str, Any]:
+    """The stored record, about 200 bytes once encoded as JSON."""
+    return {
+        "id": 1_000_000 + i,
+        "name": f"Ergonomic brushed stainless steel widget, model X-{i:06d}, (EU)",
+        "email": f"customer.account.{i:06d}@widgets-and-gadgets-shop.example.org",
+        "price": 1234.56 + (i % 100) / 100,
+    }
+
+
+async def timed(
+    operation: Callable[[int], Awaitable[object]], limit: int, seconds: float
+) -> float:
+    """Run ``operation(i)`` one call at a time, up to ``limit`` calls or ``seconds``.
+
+    Returns calls per second.
+    """
+    started = time.perf_counter()
+    deadline = started + seconds
+    done = 0
+    while done < limit and time.perf_counter() < deadline:
+        await operation(done)
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+async def timed_concurrent(
+    operation: Callable[[int], Awaitable[object]], limit: int, seconds: float
+) -> float:
+    """Run ``operation`` from ``CONCURRENCY`` tasks until ``limit`` or ``seconds``."""
+    started = time.perf_counter()
+    deadline = started + seconds
+    counter = 0
+
+    async def worker() -> None:
+        nonlocal counter
+        while counter < limit and time.perf_counter() < deadline:
+            counter += 1
+            await operation(counter)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return counter / (time.perf_counter() - started)
+
+
+def report(
+    case: str, ours: float, raw: float, ratio: float, unit: str = "ops/s"
+) -> None:
+    print(
+        f"{case:<24} datafx {ours:>10,.0f} {unit:<6} raw {raw:>10,.0f} {unit:<6} "
+        f"ratio {ratio:5.2f}"
+    )
+
+
+async def compare(
+    case: str,
+    runner: Callable[
+        [Callable[[int], Awaitable[object]], int, float], Awaitable[float]
+    ],
+    ours: Callable[[int], Awaitable[object]],
+    theirs: Callable[[int], Awaitable[object]],
+    seconds: float,
+    rounds: int,
+    scale: int = 1,
+    unit: str = "ops/s",
+) -> None:
+    """Alternate datafx and raw for ``rounds`` rounds; print medians.
+
+    The ratio is the median of the per-round ratios, so a burst of load from
+    other processes during one round moves it less than a ratio of totals.
+    """
+    await runner(ours, 200, seconds)
+    await runner(theirs, 200, seconds)
+    ours_rates, raw_rates, ratios = [], [], []
+    for _ in range(rounds):
+        ours_rate = await runner(ours, 10**9, seconds) * scale
+        raw_rate = await runner(theirs, 10**9, seconds) * scale
+        ours_rates.append(ours_rate)
+        raw_rates.append(raw_rate)
+        ratios.append(ours_rate / raw_rate)
+    report(case, median(ours_rates), median(raw_rates), median(ratios), unit)
+
+
+async def bench_kv(
+    store: datafx.Store, raw: Redis, prefix: str, seconds: float, rounds: int
+) -> None:
+    record = make_record(1)
+    keys = [f"{prefix}k{i}" for i in range(1000)]
+    encode, decode = msgspec.json.encode, msgspec.json.decode
+
+    async def ours_set(i: int) -> None:
+        await store.set(keys[i % 1000], record)
+
+    async def raw_set(i: int) -> None:
+        await raw.set(keys[i % 1000], encode(record))
+
+    async def ours_get(i: int) -> None:
+        await store.get(keys[i % 1000])
+
+    async def raw_get(i: int) -> None:
+        decode(await raw.get(keys[i % 1000]))
+
+    batch = keys[:BATCH]
+
+    async def ours_many(i: int) -> None:
+        found = await store.get_many(batch)
+        assert len(found) == BATCH
+
+    async def raw_many(i: int) -> None:
+        values = await raw.mget(batch)
+        [decode(v) for v in values]
+
+    await compare("set sequential", timed, ours_set, raw_set, seconds, rounds)
+    await compare("get sequential", timed, ours_get, raw_get, seconds, rounds)
+    tasks = f"{CONCURRENCY} tasks"
+    await compare(f"set {tasks}", timed_concurrent, ours_set, raw_set, seconds, rounds)
+    await compare(f"get {tasks}", timed_concurrent, ours_get, raw_get, seconds, rounds)
+    await compare(
+        f"get_many {BATCH} keys", timed, ours_many, raw_many, seconds, rounds,
+        scale=BATCH, unit="keys/s",
+    )  # fmt: skip
+    await raw.delete(*keys)
+
+
+async def bench_queue_ours(
+    queue: datafx.Queue, name: str, count: int
+) -> tuple[float, float]:
+    record = make_record(1)
+    started = time.perf_counter()
+    for _ in range(count):
+        await queue.publish(name, record)
+    publish_rate = count / (time.perf_counter() - started)
+    received = 0
+    finished = asyncio.Event()
+
+    def handler(value: Any) -> bool:
+        nonlocal received
+        received += 1
+        if received >= count:
+            finished.set()
+        return True
+
+    config = ConsumerConfig(prefetch_count=BATCH, block_timeout=0.5)
+    started = time.perf_counter()
+    consumer = asyncio.create_task(queue.process_messages(name, handler, None, config))
+    await finished.wait()
+    consume_rate = count / (time.perf_counter() - started)
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    info = await queue.stats(name)
+    assert info.length == 0, f"{info.length} messages left in {name}"
+    return publish_rate, consume_rate
+
+
+async def bench_queue_raw(raw: Redis, stream: str, count: int) -> tuple[float, float]:
+    record = make_record(1)
+    encode, decode = msgspec.json.encode, msgspec.json.decode
+    await raw.xgroup_create(stream, "g", "0", mkstream=True)
+    started = time.perf_counter()
+    for _ in range(count):
+        await raw.xadd(stream, {"b": encode(record), "h": b""})
+    publish_rate = count / (time.perf_counter() - started)
+    received = 0
+    started = time.perf_counter()
+    while received < count:
+        reply = await raw.xreadgroup("g", "c", {stream: ">"}, count=BATCH, block=500)
+        entries = reply[0][1] if reply else []
+        for _, fields in entries:
+            decode(fields[b"b"])
+        if entries:
+            await raw.xack(stream, "g", *[entry_id for entry_id, _ in entries])
+            await raw.xdel(stream, *[entry_id for entry_id, _ in entries])
+        received += len(entries)
+    consume_rate = count / (time.perf_counter() - started)
+    await raw.delete(stream)
+    return publish_rate, consume_rate
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per phase")
+    parser.add_argument("--messages", type=int, default=50_000, help="queue messages")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per key case")
+    args = parser.parse_args()
+    prefix = f"bench{uuid.uuid4().hex[:8]}:"
+    async with Registry.with_defaults() as registry:
+        target = ConfigTarget(
+            dsn=f"redis://{HOST}:{PORT}/0", properties={"max_connections": CONCURRENCY}
+        )
+        conn = await registry.add_connection("bench", target)
+        raw = Redis(host=HOST, port=PORT, db=0, max_connections=CONCURRENCY)
+        try:
+            await bench_kv(datafx.Store(conn), raw, prefix, args.seconds, args.rounds)
+            queue = datafx.Queue(conn)
+            name = await queue.declare_queue(prefix + "queue", QueueConfig())
+            ours = await bench_queue_ours(queue, name, args.messages)
+            theirs = await bench_queue_raw(raw, prefix + "raw-stream", args.messages)
+            count = args.messages
+            report(f"publish {count}", ours[0], theirs[0], ours[0] / theirs[0], "msg/s")
+            report(
+                f"consume+ack {count}", ours[1], theirs[1], ours[1] / theirs[1], "msg/s"
+            )
+            leftovers = [key async for key in raw.scan_iter(match=f"*{prefix}*")]
+            if leftovers:
+                await raw.delete(*leftovers)
+        finally:
+            await raw.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
