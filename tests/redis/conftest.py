@@ -37,8 +37,11 @@ def require_redis() -> None:
 
 
 @pytest_asyncio.fixture
-async def connect(require_redis: None) -> AsyncIterator[Connect]:
-    """Open Redis connections that are closed when the test ends."""
+async def connect(require_redis: None, prefix: str) -> AsyncIterator[Connect]:
+    """Open Redis connections that are closed when the test ends.
+
+    Keys on 127.0.0.1:6379 that contain the test's ``prefix`` are deleted then.
+    """
     async with Registry.with_defaults() as registry:
 
         async def open_connection(
@@ -50,3 +53,7 @@ async def connect(require_redis: None) -> AsyncIterator[Connect]:
             return conn
 
         yield open_connection
+        cleaner = await open_connection()
+        keys = [key async for key in cleaner.raw.scan_iter(match=f"*{prefix}*")]
+        if keys:
+            await cleaner.raw.delete(*keys)
