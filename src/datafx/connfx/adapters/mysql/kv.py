@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from datafx.connfx.adapters.mysql.pool import MySqlPool, execute, fetch
+from datafx.connfx.adapters.mysql.pool import (
+    MySqlPool,
+    PooledStatements,
+    Statements,
+    execute,
+    fetch,
+)
 from datafx.connfx.adapters.mysql.schema import MAX_KEY_BYTES
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.limits import check_key_size, check_value_size
@@ -123,25 +129,27 @@ class KvOperations:
             key, value, self.max_value, "MySQL", "the server's max_allowed_packet"
         )
 
-    async def get(self, connection: Any, key: str) -> bytes | None:
-        rows = await fetch(connection, self.sql.get, (key,))
+    async def get(self, statements: Statements, key: str) -> bytes | None:
+        rows = await statements.fetch(self.sql.get, (key,))
         return bytes(rows[0][0]) if rows else None
 
-    async def get_many(self, connection: Any, keys: Sequence[str]) -> dict[str, bytes]:
+    async def get_many(
+        self, statements: Statements, keys: Sequence[str]
+    ) -> dict[str, bytes]:
         sql = self.sql.get_many.format(keys=_placeholders(len(keys)))
         if self.sql.lock:
             sql += f" ORDER BY `key`{self.sql.lock}"
-        rows = await fetch(connection, sql, keys)
+        rows = await statements.fetch(sql, keys)
         return {bytes(row[0]).decode(): bytes(row[1]) for row in rows}
 
     async def set(
-        self, connection: Any, key: str, value: bytes, ttl: float | None
+        self, statements: Statements, key: str, value: bytes, ttl: float | None
     ) -> None:
         self._check(key, value)
-        await execute(connection, self.sql.set, (key, value, _micros(ttl)))
+        await statements.execute(self.sql.set, (key, value, _micros(ttl)))
 
     async def set_many(
-        self, connection: Any, items: Mapping[str, bytes], ttl: float | None
+        self, statements: Statements, items: Mapping[str, bytes], ttl: float | None
     ) -> None:
         for key, value in items.items():
             self._check(key, value)
@@ -162,24 +170,24 @@ class KvOperations:
         args: list[Any] = []
         for key, value in items.items():
             args += (key, value, micros)
-        await execute(connection, sql, args)
+        await statements.execute(sql, args)
 
-    async def update(self, connection: Any, key: str, value: bytes) -> bool:
+    async def update(self, statements: Statements, key: str, value: bytes) -> bool:
         self._check(key, value)
-        return await execute(connection, self.sql.update, (value, key)) > 0
+        return await statements.execute(self.sql.update, (value, key)) > 0
 
-    async def remove(self, connection: Any, key: str) -> None:
-        await execute(connection, self.sql.remove, (key,))
+    async def remove(self, statements: Statements, key: str) -> None:
+        await statements.execute(self.sql.remove, (key,))
 
-    async def remove_many(self, connection: Any, keys: Sequence[str]) -> None:
+    async def remove_many(self, statements: Statements, keys: Sequence[str]) -> None:
         sql = self.sql.remove_many.format(keys=_placeholders(len(keys)))
-        await execute(connection, sql, keys)
+        await statements.execute(sql, keys)
 
-    async def exists(self, connection: Any, key: str) -> bool:
-        return bool(await fetch(connection, self.sql.exists, (key,)))
+    async def exists(self, statements: Statements, key: str) -> bool:
+        return bool(await statements.fetch(self.sql.exists, (key,)))
 
-    async def get_ttl(self, connection: Any, key: str) -> float | None:
-        rows = await fetch(connection, self.sql.ttl, (key,))
+    async def get_ttl(self, statements: Statements, key: str) -> float | None:
+        rows = await statements.fetch(self.sql.ttl, (key,))
         if not rows:
             raise KeyNotFoundError(key)
         micros, forever = rows[0]
@@ -188,69 +196,70 @@ class KvOperations:
         # The row was live when read, so a tiny or negative rest is clock noise.
         return max(int(micros) / 1_000_000, 0.001)
 
-    async def expire(self, connection: Any, key: str, ttl: float) -> bool:
-        return await execute(connection, self.sql.expire, (_micros(ttl), key)) > 0
+    async def expire(self, statements: Statements, key: str, ttl: float) -> bool:
+        return await statements.execute(self.sql.expire, (_micros(ttl), key)) > 0
 
 
 class MySqlKeyValue:
-    """Key-value and cache ports; each call borrows a pooled connection."""
+    """Key-value and cache ports; each statement borrows a pooled connection."""
 
     def __init__(self, pool: MySqlPool, ops: KvOperations, ready: Once) -> None:
         self._pool = pool
         self._ready = ready
         self._ops = ops
+        self._statements = PooledStatements(pool)
 
     async def get(self, key: str) -> bytes | None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get(self._statements, key)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get_many(connection, keys)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get_many(self._statements, keys)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.set(connection, key, value, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.set(self._statements, key, value, ttl)
 
     async def set_many(
         self, items: Mapping[str, bytes], ttl: float | None = None
     ) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.set_many(connection, items, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.set_many(self._statements, items, ttl)
 
     async def update(self, key: str, value: bytes) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.update(connection, key, value)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.update(self._statements, key, value)
 
     async def remove(self, key: str) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.remove(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.remove(self._statements, key)
 
     async def remove_many(self, keys: Sequence[str]) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.remove_many(connection, keys)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.remove_many(self._statements, keys)
 
     async def exists(self, key: str) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.exists(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.exists(self._statements, key)
 
     async def get_ttl(self, key: str) -> float | None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get_ttl(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get_ttl(self._statements, key)
 
     async def expire(self, key: str, ttl: float) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.expire(connection, key, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.expire(self._statements, key, ttl)
 
     async def scan(self, prefix: str = "") -> AsyncIterator[str]:
         """Yield live keys starting with ``prefix`` in byte order, a page at a time."""

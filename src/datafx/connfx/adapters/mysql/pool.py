@@ -13,7 +13,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import asyncmy
 from asyncmy.constants import CLIENT
@@ -22,7 +22,15 @@ from datafx.connfx.adapters.sqlbase.options import SqlOptions
 from datafx.connfx.config import ConfigTarget
 from datafx.connfx.errors import InvalidConfigError, PoolTimeoutError
 
-__all__ = ["MySqlPool", "connect_arguments", "execute", "fetch"]
+__all__ = [
+    "ConnectionStatements",
+    "MySqlPool",
+    "PooledStatements",
+    "Statements",
+    "connect_arguments",
+    "execute",
+    "fetch",
+]
 
 
 async def fetch(connection: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -159,3 +167,54 @@ class MySqlPool:
     async def close(self) -> None:
         self.pool.close()
         await self.pool.wait_closed()
+
+
+class Statements(Protocol):
+    """Where key-value statements run: one connection, or the pool."""
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
+
+
+class ConnectionStatements:
+    """Runs statements on one borrowed connection (inside a transaction)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return await fetch(self.connection, sql, args)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return await execute(self.connection, sql, args)
+
+
+class PooledStatements:
+    """Runs each statement on a connection borrowed for that statement only.
+
+    This is the hot path of every key-value call: no context manager between
+    the caller and asyncmy. asyncmy's pool closes a connection whose statement
+    was cancelled instead of reusing it.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: MySqlPool) -> None:
+        self._pool = pool
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        connection = await self._pool.borrow()
+        try:
+            return await fetch(connection, sql, args)
+        finally:
+            self._pool.give_back(connection)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        connection = await self._pool.borrow()
+        try:
+            return await execute(connection, sql, args)
+        finally:
+            self._pool.give_back(connection)

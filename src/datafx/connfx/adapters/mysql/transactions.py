@@ -16,7 +16,11 @@ from typing import Any, TypeVar
 from asyncmy.errors import MySQLError
 
 from datafx.connfx.adapters.mysql.kv import KvOperations
-from datafx.connfx.adapters.mysql.pool import MySqlPool, execute
+from datafx.connfx.adapters.mysql.pool import (
+    ConnectionStatements,
+    MySqlPool,
+    execute,
+)
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.errors import TransactionFailedError
 
@@ -55,15 +59,16 @@ class MySqlTransaction:
     def __init__(self, pool: MySqlPool, connection: Any, ops: KvOperations) -> None:
         self._pool = pool
         self._connection: Any = connection
+        self._statements = ConnectionStatements(connection)
         self._ops = ops
         self._finished = False
 
-    def _active(self) -> Any:
+    def _active(self) -> ConnectionStatements:
         if self._finished:
             raise TransactionFailedError(
                 "the MySQL transaction has already ended; start a new one"
             )
-        return self._connection
+        return self._statements
 
     async def get(self, key: str) -> bytes | None:
         return await _guard(self._ops.get(self._active(), key))
@@ -98,7 +103,7 @@ class MySqlTransaction:
         return await _guard(self._ops.expire(self._active(), key, ttl))
 
     async def commit(self) -> None:
-        connection = self._active()
+        connection = self._active().connection
         self._finished = True
         try:
             await _guard(execute(connection, "COMMIT"))

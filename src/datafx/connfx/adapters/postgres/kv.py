@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from datafx.connfx.adapters.postgres.pool import PostgresPool
+from datafx.connfx.adapters.postgres.pool import PooledStatements, PostgresPool
 from datafx.connfx.adapters.sqlbase.lazy import Once
 from datafx.connfx.adapters.sqlbase.limits import KeyTooLongError, check_value_size
 from datafx.connfx.adapters.sqlbase.names import TableNames
@@ -186,64 +186,65 @@ class KvOperations:
 
 
 class PostgresKeyValue:
-    """Key-value and cache ports; each call borrows a pooled connection."""
+    """Key-value and cache ports; each statement borrows a pooled connection."""
 
     def __init__(self, pool: PostgresPool, names: TableNames, ready: Once) -> None:
         self._pool = pool
         self._ready = ready
         self._ops = KvOperations(KvStatements.build(names))
+        self._statements = PooledStatements(pool)
 
     async def get(self, key: str) -> bytes | None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get(self._statements, key)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get_many(connection, keys)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get_many(self._statements, keys)
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.set(connection, key, value, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.set(self._statements, key, value, ttl)
 
     async def set_many(
         self, items: Mapping[str, bytes], ttl: float | None = None
     ) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.set_many(connection, items, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.set_many(self._statements, items, ttl)
 
     async def update(self, key: str, value: bytes) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.update(connection, key, value)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.update(self._statements, key, value)
 
     async def remove(self, key: str) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.remove(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.remove(self._statements, key)
 
     async def remove_many(self, keys: Sequence[str]) -> None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            await self._ops.remove_many(connection, keys)
+        if not self._ready.done:
+            await self._ready.ensure()
+        await self._ops.remove_many(self._statements, keys)
 
     async def exists(self, key: str) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.exists(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.exists(self._statements, key)
 
     async def get_ttl(self, key: str) -> float | None:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.get_ttl(connection, key)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.get_ttl(self._statements, key)
 
     async def expire(self, key: str, ttl: float) -> bool:
-        await self._ready.ensure()
-        async with self._pool.acquire() as connection:
-            return await self._ops.expire(connection, key, ttl)
+        if not self._ready.done:
+            await self._ready.ensure()
+        return await self._ops.expire(self._statements, key, ttl)
 
     async def scan(self, prefix: str = "") -> AsyncIterator[str]:
         """Yield live keys starting with ``prefix`` in key order, a page at a time."""

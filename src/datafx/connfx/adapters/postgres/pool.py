@@ -30,7 +30,7 @@ from datafx.connfx.errors import (
     PoolTimeoutError,
 )
 
-__all__ = ["PostgresPool", "connect_arguments"]
+__all__ = ["PooledStatements", "PostgresPool", "connect_arguments"]
 
 _logger = logging.getLogger("datafx.connfx.postgres")
 
@@ -193,6 +193,13 @@ class PostgresPool:
                 return
         self._hand_over(connection)
 
+    def release_clean(self, connection: Any) -> bool:
+        """Return a clean ``connection`` now; ``False`` when it needs ``give_back``."""
+        if self._closed or connection.is_closed() or connection.is_in_transaction():
+            return False
+        self._hand_over(connection)
+        return True
+
     @asynccontextmanager
     async def lend(self, *, clean: bool) -> AsyncIterator[Any]:
         connection = await self.borrow()
@@ -266,3 +273,46 @@ class PostgresPool:
         for connection in list(self._members):
             connection.terminate()
         self._members.clear()
+
+
+class PooledStatements:
+    """Runs each datafx statement on a connection borrowed for that statement only.
+
+    It offers the statement methods of ``asyncpg.Connection`` (``fetch``,
+    ``fetchrow``, ``fetchval``, ``execute``), so code written for a connection
+    runs unchanged on the pool. This is the hot path of every key-value call:
+    no context manager and no extra task between the caller and asyncpg.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+
+    async def _run(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        pool = self._pool
+        connection = await pool.borrow()
+        try:
+            result = await getattr(connection, method)(sql, *args)
+        except asyncio.CancelledError:
+            # The statement may still run on the server: never reuse it.
+            pool.discard(connection)
+            raise
+        except BaseException:
+            await pool.give_back(connection, clean=True)
+            raise
+        if not pool.release_clean(connection):
+            await pool.give_back(connection, clean=True)
+        return result
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetch", sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchrow", sql, args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run("fetchval", sql, args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self._run("execute", sql, args)
