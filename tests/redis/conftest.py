@@ -54,6 +54,9 @@ async def connect(require_redis: None, prefix: str) -> AsyncIterator[Connect]:
 
         yield open_connection
         cleaner = await open_connection()
-        keys = [key async for key in cleaner.raw.scan_iter(match=f"*{prefix}*")]
+        keys = [
+            key
+            async for key in cleaner.raw.scan_iter(match=f"*{prefix}*", count=10_000)
+        ]
         if keys:
             await cleaner.raw.delete(*keys)

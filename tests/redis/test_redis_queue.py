@@ -9,7 +9,7 @@ import datafx
 from datafx.connfx import QueueConfig
 from datafx.connfx.adapters.redis import RedisConnection
 from datafx.connfx.adapters.redis.queue import QueueKeys
-from datafx.connfx.queueing import DEFAULT_GROUP
+from datafx.connfx.queueing import DEFAULT_GROUP, RawMessage
 
 Connect = Callable[..., Awaitable[RedisConnection]]
 
@@ -113,3 +113,29 @@ async def test_queue_keys_share_one_slot() -> None:
         key_slot(keys.delayed("g").encode()),
     }
     assert len(slots) == 1
+
+
+async def test_stale_consumers_are_removed(connect: Connect, prefix: str) -> None:
+    conn = await connect(stale_consumer_timeout=0.1)
+    queue = datafx.Queue(conn)
+    name = await queue.declare_queue(prefix + "q", QueueConfig())
+    await queue.publish(name, "x")
+    await queue.publish(name, "y")
+    port = conn.queue
+
+    async def fetch(consumer: str) -> list[RawMessage]:
+        messages: list[RawMessage] = await port.fetch(
+            name, DEFAULT_GROUP, consumer, 1, visibility_timeout=5.0, block=0.0
+        )
+        return messages
+
+    [done] = await fetch("gone")
+    await port.ack(name, DEFAULT_GROUP, [done.receipt_handle])
+    assert len(await fetch("live")) == 1
+    await asyncio.sleep(0.3)
+    # This fetch finds nothing new, so it removes consumers idle for 0.1 s
+    # that hold nothing: "gone", but not "live", which holds a message.
+    assert await fetch("live") == []
+    [group] = (await queue.stats(name)).groups
+    assert group.consumers == 1
+    assert group.pending == 1

@@ -46,6 +46,7 @@ class RedisSettings:
     retries: int = 3
     client_name: str | None = None
     health_check_interval: float = 0.0
+    stale_consumer_timeout: float = 3600.0
 
 
 def _parse_int(name: str, value: Any, minimum: int) -> int:
@@ -113,6 +114,10 @@ _OPTIONS: Mapping[str, tuple[Callable[[str, Any], Any], str]] = {
     "retries": (lambda n, v: _parse_int(n, v, 0), "reconnect attempts per command"),
     "client_name": (_parse_text, "CLIENT SETNAME value"),
     "health_check_interval": (_parse_seconds, "seconds between idle-connection pings"),
+    "stale_consumer_timeout": (
+        _parse_seconds,
+        "seconds after which an idle queue consumer without messages is removed",
+    ),
     "username": (_parse_text, "ACL user name"),
     "password": (_parse_text, "password"),
     "db": (lambda n, v: _parse_int(n, v, 0), "database number"),
@@ -213,4 +218,5 @@ def read_settings(target: ConfigTarget) -> RedisSettings:
         retries=options.get("retries", 3),
         client_name=options.get("client_name"),
         health_check_interval=options.get("health_check_interval", 0.0),
+        stale_consumer_timeout=options.get("stale_consumer_timeout", 3600.0),
     )

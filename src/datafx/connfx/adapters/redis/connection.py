@@ -58,7 +58,12 @@ class RedisConnection(Connection):
         self.key_value = kv
         self.cache = kv
         self.transactional = RedisTransactional(self.client, self.guard)
-        queues = RedisQueues(self.client, self.guard, settings.socket_timeout)
+        queues = RedisQueues(
+            self.client,
+            self.guard,
+            settings.socket_timeout,
+            settings.stale_consumer_timeout,
+        )
         self.queue = queues
         self.stream = queues
 

@@ -90,8 +90,12 @@ class RedisQueues:
         client: Redis | RedisCluster,
         guard: EventLoopGuard,
         socket_timeout: float | None,
+        stale_consumer_timeout: float = 3600.0,
     ) -> None:
         self._client = client
+        # A consumer with no pending messages that has not read for this many
+        # ms is removed from its group by the next fetch that finds nothing.
+        self._stale_consumer_ms = _milliseconds(stale_consumer_timeout)
         self._guard = guard
         self._socket_timeout = socket_timeout
         self._scripts: dict[str, AsyncScript] = {
@@ -207,7 +211,7 @@ class RedisQueues:
                 "FETCH",
                 name,
                 [keys.stream, keys.meta, keys.delayed(group)],
-                [group, consumer, count, visibility],
+                [group, consumer, count, visibility, self._stale_consumer_ms],
             )
         )
         try:

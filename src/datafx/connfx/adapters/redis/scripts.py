@@ -244,7 +244,7 @@ FETCH = (
     _COMMON
     + """
 -- KEYS: stream, meta, delayed.
--- ARGV: group, consumer, count, visibility ms (-1: none).
+-- ARGV: group, consumer, count, visibility ms (-1: none), stale consumer ms.
 -- Returns {messages, last generated id, ms until a pending message is ready
 -- (-1: none)}.
 if not require_queue(KEYS[2]) then
@@ -271,7 +271,17 @@ end
 if #out > 0 then
   return {out, '', -1}
 end
--- Nothing to hand out: tell the caller how long it may wait.
+-- Nothing to hand out. Forget consumers that hold nothing and have not
+-- read for ARGV[5] ms (workers that died or went away), so that group
+-- info counts live ones; a returning consumer is created again by its read.
+for _, raw in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], group)) do
+  local other = field_map(raw)
+  if other['pending'] == 0 and other['idle'] > tonumber(ARGV[5])
+     and other['name'] ~= RELEASED and other['name'] ~= consumer then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, other['name'])
+  end
+end
+-- Tell the caller how long it may wait.
 local wait = -1
 local next_release = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if #next_release > 0 then
