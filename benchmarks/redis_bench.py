@@ -8,11 +8,16 @@ random prefix in database 0 and are deleted at the end; nothing is flushed.
     .venv/bin/python benchmarks/redis_bench.py
     .venv/bin/python benchmarks/redis_bench.py --seconds 2 --messages 10000
 
-Cases: ``set``/``get`` one awaited call at a time; the same with 64 tasks on
-a 64-connection pool; ``get_many`` of 100 keys (one MGET); queue publish of
-``--messages`` messages one at a time, then consume-and-ack of all of them
-(datafx: ``Queue.process_messages`` with prefetch 100, which acks per fetched
-batch; raw: XREADGROUP COUNT 100 and one XACK per batch).
+Cases:
+
+- ``set`` and ``get``, one awaited call at a time;
+- the same with 64 tasks on a 64-connection pool;
+- ``get_many`` of 100 keys (one MGET);
+- queue publish of ``--messages`` messages one at a time, then consume and
+  ack all of them. datafx runs ``Queue.process_messages`` with prefetch 100,
+  which acks once per fetched batch. Raw redis.asyncio runs XREADGROUP
+  COUNT 100, then one XACK and one XDEL per batch (the datafx queue also
+  deletes acknowledged messages).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ BATCH = 100
 
 
 def make_record(i: int) -> dict[str, Any]:
-    """The stored record, about 200 bytes once encoded as JSON."""
+    """Build the stored record, about 200 bytes once encoded as JSON."""
     return {
         "id": 1_000_000 + i,
         "name": f"Ergonomic brushed stainless steel widget, model X-{i:06d}, (EU)",

@@ -1,6 +1,6 @@
 """Fixtures for the Redis adapter tests: a live server on 127.0.0.1:6379.
 
-Tests skip when no server answers there, unless ``DATAFX_REQUIRE_SERVICES=1``.
+Tests skip when no server responds there, unless ``DATAFX_REQUIRE_SERVICES=1``.
 Every key a test writes starts with its own ``prefix``.
 """
 

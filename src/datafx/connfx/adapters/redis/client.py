@@ -36,7 +36,7 @@ class _CancelSafeSend:
     25 cancelled blocking reads). ``asyncio.timeout`` has no such race. The
     driver reads ``socket_timeout`` to choose ``wait_for``, so it is set to
     ``None`` for the send only; the connection is held by one command at a
-    time, so no read sees that value.
+    time, so no read runs while that value is set.
     """
 
     socket_timeout: float | None
@@ -137,8 +137,8 @@ def _build_single(settings: RedisSettings) -> Redis:
 
 def _build_cluster(settings: RedisSettings) -> RedisCluster:
     tls = _tls_options(settings)
-    # NOTE: RedisCluster keeps one pool per node and raises MaxConnectionsError
-    # at once when a node's pool is full; it has no waiting pool to plug in.
+    # NOTE: RedisCluster keeps one pool per node and has no waiting pool to
+    # plug in, so a full node pool raises MaxConnectionsError at once.
     client = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in settings.hosts],
         max_connections=settings.max_connections,

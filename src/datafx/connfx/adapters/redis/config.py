@@ -105,7 +105,7 @@ def _parse_text(name: str, value: Any) -> str:
     return value
 
 
-# Option name -> (parser, help text). The help text is shown when an option is unknown.
+# Option name -> (parser, what the option sets, with its unit).
 _OPTIONS: Mapping[str, tuple[Callable[[str, Any], Any], str]] = {
     "max_connections": (lambda n, v: _parse_int(n, v, 1), "pool size"),
     "pool_timeout": (_parse_seconds, "seconds to wait for a free pooled connection"),

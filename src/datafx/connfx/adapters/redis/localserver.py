@@ -61,7 +61,10 @@ def _wait_until_ready(
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"redis-server on port {port} did not answer within {timeout} s")
+    raise RuntimeError(
+        f"redis-server on port {port} did not reply to PING within {timeout} s; "
+        "see redis.log in its folder"
+    )
 
 
 class LocalRedis:

@@ -201,10 +201,10 @@ class RedisQueues:
     ) -> tuple[list[RawMessage], str, int]:
         """Run the FETCH script so that a cancellation cannot lose its reply.
 
-        The script leases messages on the server. If the caller is cancelled
-        while the reply is on its way, the script still finishes in its own
-        task and the messages it leased are released at once, so they are not
-        stuck with a consumer that never saw them.
+        The script leases messages on the server. A cancellation of the
+        caller cannot stop the script, which runs in its own task. When it
+        arrives while the reply is on its way, the leased messages are
+        released at once, so no consumer holds messages it never received.
         """
         task = asyncio.ensure_future(
             self._run(

@@ -33,7 +33,7 @@ __all__ = ["RedisTransaction", "RedisTransactional"]
 
 
 class TtlMode(enum.Enum):
-    """What a buffered write does to the key's expiry."""
+    """Effect of a buffered write on the key's expiry."""
 
     PERSIST = "persist"  # no expiry (plain SET)
     DEADLINE = "deadline"  # expires at BufferedEntry.deadline
