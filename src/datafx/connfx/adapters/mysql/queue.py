@@ -102,7 +102,10 @@ class _Sql:
         )
         self.count = f"SELECT count(*) FROM {m} WHERE queue = %s"
         self.oldest = f"SELECT id FROM {m} WHERE queue = %s ORDER BY id LIMIT %s"
+        # Pending rows go before their messages: every statement that deletes
+        # both locks pending rows first, so they cannot deadlock each other.
         self.drop_upto = f"DELETE FROM {m} WHERE queue = %s AND id <= %s"
+        self.forget_upto = f"DELETE FROM {p} WHERE queue = %s AND id <= %s"
         self.drop_expired = f"DELETE FROM {m} WHERE queue = %s AND expires_at <= %s"
         self.drop_orphans = (
             f"DELETE FROM {p} WHERE queue = %s AND NOT EXISTS (SELECT 1 FROM {m} m "
@@ -354,8 +357,8 @@ class MySqlQueues:
         if settings.reject_when_full:
             raise QueueFullError(name, settings.max_length)
         oldest = await fetch(connection, sql.oldest, (name, excess))
+        await execute(connection, sql.forget_upto, (name, oldest[-1][0]))
         await execute(connection, sql.drop_upto, (name, oldest[-1][0]))
-        await execute(connection, sql.drop_orphans, (name,))
 
     # -- consuming -------------------------------------------------------------
 
@@ -537,12 +540,14 @@ class MySqlQueues:
         await self._ready.ensure()
         settings = await self._settings_of(name)
         ids = _ids(receipt_handles)
-        marks = _marks(len(ids))
-        async with self._pool.acquire() as connection:
-            acked = await execute(
-                connection, self._sql.ack.format(ids=marks), (name, group, *ids)
-            )
-            if acked and not settings.stream:
+        statement = self._sql.ack.format(ids=_marks(len(ids)))
+        if settings.stream:
+            async with self._pool.acquire() as connection:
+                return await execute(connection, statement, (name, group, *ids))
+        # One transaction, so one log flush, for both deletes.
+        async with self._transaction() as connection:
+            acked = await execute(connection, statement, (name, group, *ids))
+            if acked:
                 await self._delete_done(connection, name, ids)
         return acked
 
@@ -714,9 +719,8 @@ class MySqlQueues:
             rows = await fetch(connection, sql.newest_kept, (name, max_len))
             if not rows:
                 return 0
+            await execute(connection, sql.forget_upto, (name, rows[0][0]))
             removed = await execute(connection, sql.drop_upto, (name, rows[0][0]))
-            if removed:
-                await execute(connection, sql.drop_orphans, (name,))
         return removed
 
 

@@ -94,9 +94,9 @@ class _Sql:
         )
         self.lock_queue = f"SELECT last_id FROM {q} WHERE name = $1 FOR UPDATE"
         self.count = f"SELECT count(*) FROM {m} WHERE queue = $1"
-        self.drop_oldest = (
-            f"DELETE FROM {m} WHERE queue = $1 AND id IN "
-            f"(SELECT id FROM {m} WHERE queue = $1 ORDER BY id LIMIT $2)"
+        self.oldest_dropped = (
+            f"SELECT max(id) FROM (SELECT id FROM {m} WHERE queue = $1 "
+            "ORDER BY id LIMIT $2) AS t"
         )
         self.drop_expired = f"DELETE FROM {m} WHERE queue = $1 AND expires_at <= $2"
         self.drop_orphans = (
@@ -201,10 +201,13 @@ class _Sql:
             f"(SELECT count(*) FROM {m} m WHERE m.queue = $1 AND m.id > g.last_id) "
             f"FROM {g} g WHERE g.queue = $1 ORDER BY g.grp"
         )
-        self.trim = (
-            f"DELETE FROM {m} WHERE queue = $1 AND id <= (SELECT id FROM {m} "
-            "WHERE queue = $1 ORDER BY id DESC OFFSET $2 LIMIT 1)"
+        # Pending rows go before their messages: every transaction that
+        # deletes both locks pending rows first, so they cannot deadlock.
+        self.newest_kept = (
+            f"SELECT id FROM {m} WHERE queue = $1 ORDER BY id DESC OFFSET $2 LIMIT 1"
         )
+        self.forget_upto = f"DELETE FROM {p} WHERE queue = $1 AND id <= $2"
+        self.drop_upto = f"DELETE FROM {m} WHERE queue = $1 AND id <= $2"
 
 
 def _ids(handles: Sequence[str]) -> list[int]:
@@ -352,8 +355,9 @@ class PostgresQueues:
             return
         if settings.reject_when_full:
             raise QueueFullError(name, settings.max_length)
-        await connection.execute(self._sql.drop_oldest, name, excess)
-        await connection.execute(self._sql.drop_orphans, name)
+        cutoff = await connection.fetchval(self._sql.oldest_dropped, name, excess)
+        await connection.execute(self._sql.forget_upto, name, cutoff)
+        await connection.execute(self._sql.drop_upto, name, cutoff)
 
     # -- consuming -------------------------------------------------------------
 
@@ -658,9 +662,12 @@ class PostgresQueues:
         await self._ready.ensure()
         async with self._pool.acquire() as connection, connection.transaction():
             await self._load(connection, name)
-            removed = row_count(await connection.execute(self._sql.trim, name, max_len))
-            if removed:
-                await connection.execute(self._sql.drop_orphans, name)
+            sql = self._sql
+            cutoff = await connection.fetchval(sql.newest_kept, name, max_len)
+            if cutoff is None:
+                return 0
+            await connection.execute(sql.forget_upto, name, cutoff)
+            removed = row_count(await connection.execute(sql.drop_upto, name, cutoff))
         return removed
 
 
