@@ -86,19 +86,38 @@ async def timed_concurrent(
 
 
 def report(
-    case: str, ours: float, raw: float, ratio: float, unit: str = "ops/s"
+    case: str,
+    ours: float,
+    raw: float,
+    ratio: float,
+    unit: str = "ops/s",
+    cpu: tuple[float, float] | None = None,
 ) -> None:
-    print(
+    line = (
         f"{case:<24} datafx {ours:>10,.0f} {unit:<6} raw {raw:>10,.0f} {unit:<6} "
         f"ratio {ratio:5.2f}"
     )
+    if cpu is not None:
+        line += f"   client CPU/call datafx {cpu[0]:6.1f} us  raw {cpu[1]:6.1f} us"
+    print(line)
+
+
+Runner = Callable[[Callable[[int], Awaitable[object]], int, float], Awaitable[float]]
+
+
+async def measure(
+    runner: Runner, operation: Callable[[int], Awaitable[object]], seconds: float
+) -> tuple[float, float]:
+    """Return (calls per second, client CPU seconds per call) of one run."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    rate = await runner(operation, 10**9, seconds)
+    calls = rate * (time.perf_counter() - wall)
+    return rate, (time.process_time() - cpu) / max(calls, 1)
 
 
 async def compare(
     case: str,
-    runner: Callable[
-        [Callable[[int], Awaitable[object]], int, float], Awaitable[float]
-    ],
+    runner: Runner,
     ours: Callable[[int], Awaitable[object]],
     theirs: Callable[[int], Awaitable[object]],
     seconds: float,
@@ -110,17 +129,28 @@ async def compare(
 
     The ratio is the median of the per-round ratios, so a burst of load from
     other processes during one round moves it less than a ratio of totals.
+    Client CPU time per call is printed too: on a shared machine it varies
+    less than throughput, and it is what the datafx layers add.
     """
     await runner(ours, 200, seconds)
     await runner(theirs, 200, seconds)
-    ours_rates, raw_rates, ratios = [], [], []
+    ours_rates, raw_rates, ratios, ours_cpu, raw_cpu = [], [], [], [], []
     for _ in range(rounds):
-        ours_rate = await runner(ours, 10**9, seconds) * scale
-        raw_rate = await runner(theirs, 10**9, seconds) * scale
-        ours_rates.append(ours_rate)
-        raw_rates.append(raw_rate)
+        ours_rate, ours_cost = await measure(runner, ours, seconds)
+        raw_rate, raw_cost = await measure(runner, theirs, seconds)
+        ours_rates.append(ours_rate * scale)
+        raw_rates.append(raw_rate * scale)
         ratios.append(ours_rate / raw_rate)
-    report(case, median(ours_rates), median(raw_rates), median(ratios), unit)
+        ours_cpu.append(ours_cost * 1e6)
+        raw_cpu.append(raw_cost * 1e6)
+    report(
+        case,
+        median(ours_rates),
+        median(raw_rates),
+        median(ratios),
+        unit,
+        (median(ours_cpu), median(raw_cpu)),
+    )
 
 
 async def bench_kv(

@@ -112,3 +112,17 @@ async def test_closed_connection_rejects_calls(connect: Connect, prefix: str) ->
     assert conn.state is ConnectionState.DISCONNECTED
     with pytest.raises(datafx.ConnectionClosedError):
         await datafx.Store(conn).get_raw(prefix + "k")
+
+
+async def test_small_pool_serves_many_tasks(connect: Connect, prefix: str) -> None:
+    conn = await connect(max_connections=2, pool_timeout=5)
+    store = datafx.Store(conn)
+    await store.set(prefix + "shared", "v")
+    async with asyncio.timeout(20):
+        values = await asyncio.gather(
+            *(store.get(prefix + "shared") for _ in range(200))
+        )
+    assert values == ["v"] * 200
+    status = await conn.health_check()
+    assert status.details["in_use"] == 0
+    assert status.details["idle"] <= 2

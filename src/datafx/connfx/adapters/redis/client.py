@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection as DriverConnection
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from datafx.connfx.adapters.redis.config import RedisSettings
@@ -73,6 +74,14 @@ class WaitingPool(BlockingConnectionPool):
     async def get_connection(
         self, command_name: Any = None, *keys: Any, **options: Any
     ) -> Any:
+        # asyncio.Condition keeps its waiting tasks in the private _waiters.
+        if self.can_get_connection() and not self._condition._waiters:
+            # Fast path: a connection is free and nobody waits for one, so the
+            # condition and timeout of the waiting path would only cost time.
+            try:
+                return await ConnectionPool.get_connection(self)  # type: ignore[no-untyped-call]
+            except MaxConnectionsError:
+                pass  # taken while this task waited for the pool lock
         try:
             return await super().get_connection()  # type: ignore[no-untyped-call]
         except RedisConnectionError as exc:

@@ -102,8 +102,11 @@ class RedisConnection(Connection):
         elif isinstance(self.client, RedisCluster):
             nodes = self.client.get_nodes()
             details["nodes"] = len(nodes)
+            # ClusterNode keeps its connections in private lists; read them
+            # defensively, because they are not part of the driver's API.
             details["in_use"] = sum(
-                len(node._connections) - len(node._free) for node in nodes
+                len(getattr(node, "_connections", ())) - len(getattr(node, "_free", ()))
+                for node in nodes
             )
             details["max_connections_per_node"] = self.settings.max_connections
         return details
