@@ -109,10 +109,12 @@ local function drop_expired(stream, meta, now)
 end
 
 -- Claim one pending id for a consumer; returns {id, fields, count} or nil
--- when the stream entry is gone (XCLAIM then drops it from the pending list).
+-- when the stream entry is gone. Redis 7.0 then drops the id from the
+-- pending list itself; the XACK makes sure of it on any server version.
 local function claim_one(stream, group, consumer, id, previous_count)
   local claimed = redis.call('XCLAIM', stream, group, consumer, 0, id)
   if #claimed == 0 or not claimed[1] then
+    redis.call('XACK', stream, group, id)
     return nil
   end
   return {claimed[1][1], claimed[1][2], previous_count + 1}
