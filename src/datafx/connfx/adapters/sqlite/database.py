@@ -10,7 +10,7 @@ attach the same way) runs its statements through :class:`SqliteDatabase`:
   a ``BEGIN IMMEDIATE`` transaction, and statements inside go to ``writer``.
 
 aiosqlite runs each connection's statements on its own thread, one at a time,
-in the order they were queued, so the event loop never blocks on SQLite.
+in the order they were queued, so statements never block the event loop.
 """
 
 from __future__ import annotations
