@@ -194,14 +194,31 @@ async def bench_kv(
     await raw.delete(*keys)
 
 
-async def bench_queue_ours(
-    queue: datafx.Queue, name: str, count: int
-) -> tuple[float, float]:
+class Clock:
+    """Wall and client CPU time since ``start()``."""
+
+    def start(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def rates(self, count: int) -> tuple[float, float]:
+        """Return (items per second, client CPU microseconds per item)."""
+        wall = time.perf_counter() - self.wall
+        cpu = time.process_time() - self.cpu
+        return count / wall, cpu / count * 1e6
+
+
+# (publish msg/s, publish CPU us/msg, consume msg/s, consume CPU us/msg)
+QueueFigures = tuple[float, float, float, float]
+
+
+async def bench_queue_ours(queue: datafx.Queue, name: str, count: int) -> QueueFigures:
     record = make_record(1)
-    started = time.perf_counter()
+    clock = Clock()
+    clock.start()
     for _ in range(count):
         await queue.publish(name, record)
-    publish_rate = count / (time.perf_counter() - started)
+    publish = clock.rates(count)
     received = 0
     finished = asyncio.Event()
 
@@ -213,27 +230,28 @@ async def bench_queue_ours(
         return True
 
     config = ConsumerConfig(prefetch_count=BATCH, block_timeout=0.5)
-    started = time.perf_counter()
+    clock.start()
     consumer = asyncio.create_task(queue.process_messages(name, handler, None, config))
     await finished.wait()
-    consume_rate = count / (time.perf_counter() - started)
+    consume = clock.rates(count)
     consumer.cancel()
     await asyncio.gather(consumer, return_exceptions=True)
     info = await queue.stats(name)
     assert info.length == 0, f"{info.length} messages left in {name}"
-    return publish_rate, consume_rate
+    return (*publish, *consume)
 
 
-async def bench_queue_raw(raw: Redis, stream: str, count: int) -> tuple[float, float]:
+async def bench_queue_raw(raw: Redis, stream: str, count: int) -> QueueFigures:
     record = make_record(1)
     encode, decode = msgspec.json.encode, msgspec.json.decode
     await raw.xgroup_create(stream, "g", "0", mkstream=True)
-    started = time.perf_counter()
+    clock = Clock()
+    clock.start()
     for _ in range(count):
         await raw.xadd(stream, {"b": encode(record), "h": b""})
-    publish_rate = count / (time.perf_counter() - started)
+    publish = clock.rates(count)
     received = 0
-    started = time.perf_counter()
+    clock.start()
     while received < count:
         reply = await raw.xreadgroup("g", "c", {stream: ">"}, count=BATCH, block=500)
         entries = reply[0][1] if reply else []
@@ -243,9 +261,39 @@ async def bench_queue_raw(raw: Redis, stream: str, count: int) -> tuple[float, f
             await raw.xack(stream, "g", *[entry_id for entry_id, _ in entries])
             await raw.xdel(stream, *[entry_id for entry_id, _ in entries])
         received += len(entries)
-    consume_rate = count / (time.perf_counter() - started)
+    consume = clock.rates(count)
     await raw.delete(stream)
-    return publish_rate, consume_rate
+    return (*publish, *consume)
+
+
+async def bench_queue(
+    queue: datafx.Queue, raw: Redis, prefix: str, count: int, rounds: int
+) -> None:
+    """Run the queue case ``rounds`` times, alternating which side goes first."""
+    ours: list[QueueFigures] = []
+    theirs: list[QueueFigures] = []
+    for round_number in range(rounds):
+        name = await queue.declare_queue(f"{prefix}queue{round_number}", QueueConfig())
+        stream = f"{prefix}raw-stream{round_number}"
+        if round_number % 2 == 0:
+            ours.append(await bench_queue_ours(queue, name, count))
+            theirs.append(await bench_queue_raw(raw, stream, count))
+        else:
+            theirs.append(await bench_queue_raw(raw, stream, count))
+            ours.append(await bench_queue_ours(queue, name, count))
+    for case, rate, cost in (
+        (f"publish {count}", 0, 1),
+        (f"consume+ack {count}", 2, 3),
+    ):
+        ratios = [o[rate] / t[rate] for o, t in zip(ours, theirs, strict=True)]
+        report(
+            case,
+            median(o[rate] for o in ours),
+            median(t[rate] for t in theirs),
+            median(ratios),
+            "msg/s",
+            (median(o[cost] for o in ours), median(t[cost] for t in theirs)),
+        )
 
 
 async def main() -> None:
@@ -253,6 +301,9 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per phase")
     parser.add_argument("--messages", type=int, default=50_000, help="queue messages")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per key case")
+    parser.add_argument(
+        "--queue-rounds", type=int, default=2, help="rounds of the queue case"
+    )
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}:"
     async with Registry.with_defaults() as registry:
@@ -264,14 +315,7 @@ async def main() -> None:
         try:
             await bench_kv(datafx.Store(conn), raw, prefix, args.seconds, args.rounds)
             queue = datafx.Queue(conn)
-            name = await queue.declare_queue(prefix + "queue", QueueConfig())
-            ours = await bench_queue_ours(queue, name, args.messages)
-            theirs = await bench_queue_raw(raw, prefix + "raw-stream", args.messages)
-            count = args.messages
-            report(f"publish {count}", ours[0], theirs[0], ours[0] / theirs[0], "msg/s")
-            report(
-                f"consume+ack {count}", ours[1], theirs[1], ours[1] / theirs[1], "msg/s"
-            )
+            await bench_queue(queue, raw, prefix, args.messages, args.queue_rounds)
             leftovers = [key async for key in raw.scan_iter(match=f"*{prefix}*")]
             if leftovers:
                 await raw.delete(*leftovers)
