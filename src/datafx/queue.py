@@ -77,6 +77,7 @@ DEAD_LETTER_SUFFIX = ".dlq"
 # Close tasks of subscriptions dropped without aclose(); kept until they finish.
 _CLOSING: set[asyncio.Task[None]] = set()
 _MAX_BACKOFF = 5.0
+_MIN_POLL = 0.01
 
 
 def default_consumer_name() -> str:
@@ -384,6 +385,10 @@ class Subscription:
             batch = await lease.fetch(room, block)
             if batch:
                 return batch
+            if block < _MIN_POLL:
+                # A fetch that does not block may return without yielding to
+                # the event loop; pause so the loop neither spins nor starves.
+                await asyncio.sleep(_MIN_POLL)
 
     async def _shielded_close(self) -> None:
         task = asyncio.ensure_future(self.aclose())

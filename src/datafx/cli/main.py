@@ -9,8 +9,10 @@ from typing import Any
 import click
 
 from datafx import __version__
-from datafx.cli.demo import demo
+from datafx.cli.demo import SECTIONS, demo
+from datafx.cli.demo_orders import ORDERS_SECTION
 from datafx.cli.kv_commands import kv
+from datafx.cli.queue_commands import queue, stream
 from datafx.cli.session import Settings, run_with_connection
 from datafx.connfx.connection import Connection
 from datafx.connfx.errors import DataError, UnsupportedProtocolError
@@ -129,3 +131,6 @@ def main() -> None:
 
 cli.add_command(kv)
 cli.add_command(demo)
+cli.add_command(queue)
+cli.add_command(stream)
+SECTIONS.append(ORDERS_SECTION)

@@ -769,3 +769,12 @@ async def test_stats_report_length_and_groups(backend: Backend) -> None:
     await receive(queue, name, 3)
     info = await queue.stats(name)
     assert info.length == 0
+
+
+async def test_non_blocking_consumer_yields(backend: Backend) -> None:
+    queue, name = await _queue(backend)
+    config = ConsumerConfig(block_timeout=0)
+    async with queue.consume(name, config) as messages:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await anext(messages)
