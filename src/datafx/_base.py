@@ -33,6 +33,15 @@ def check_keys(keys: Iterable[Any]) -> list[str]:
             "keys must be an iterable of str, not a single "
             f"{type(keys).__name__}; wrap one key in a list"
         )
+    if not isinstance(keys, list | tuple):
+        keys = list(keys)
+    try:
+        unique = dict.fromkeys(keys)
+    except TypeError:  # an unhashable key; check_key below names it
+        unique = {}
+    # Fast path: every key is already a non-empty str (checked in C by map).
+    if unique and "" not in unique and set(map(type, unique)) == {str}:
+        return list(unique)
     return list(dict.fromkeys(check_key(k) for k in keys))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -117,7 +117,7 @@ class JsonCodec:
             decoder = self._make_decoder(type_)
             self._decoders[type_] = decoder
         try:
-            return cast(T, decoder(data))
+            return decoder(data)  # type: ignore[no-any-return]
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
             name = getattr(type_, "__name__", repr(type_)) if type_ else "JSON"
             raise UnmarshalError(

@@ -125,7 +125,14 @@ class Store:
         self._check_open()
         with self._t_batch:
             found = await self._kv.get_many(keys)
-        return {key: self._decode(key, data, type_) for key, data in found.items()}
+        decode = self._codec.decode
+        try:
+            return {key: decode(data, type_) for key, data in found.items()}
+        except UnmarshalError:
+            # Decode again one by one, so that the error names the key.
+            for key, data in found.items():
+                self._decode(key, data, type_)
+            raise
 
     async def scan_keys(self, prefix: str = "") -> AsyncIterator[str]:
         """Yield the keys that start with ``prefix``; every key for ``""``.
