@@ -13,7 +13,6 @@ from click.testing import CliRunner, Result
 
 from datafx.cli import cli
 from datafx.cli.demo import SECTIONS
-from datafx.cli.demo import SECTIONS
 
 Run = Callable[..., Result]
 

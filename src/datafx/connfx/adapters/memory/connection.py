@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from datafx.connfx.adapters.memory.kv import KeySpace, MemoryKeyValue, MemoryTransactional
+from datafx.connfx.adapters.memory.kv import (
+    KeySpace,
+    MemoryKeyValue,
+    MemoryTransactional,
+)
 from datafx.connfx.adapters.memory.queue import MemoryQueues
 from datafx.connfx.behaviors import Behavior, ConnectionState
 from datafx.connfx.config import ConfigTarget
@@ -15,7 +19,7 @@ __all__ = ["MemoryConnection", "MemoryDatabase", "MemoryFactory"]
 
 
 class MemoryDatabase:
-    """Everything one memory backend stores. Queue and stream ports keep their state here too."""
+    """Everything one memory backend stores, queue and stream state included."""
 
     def __init__(self, name: str | None) -> None:
         self.name = name
