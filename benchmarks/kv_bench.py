@@ -9,7 +9,7 @@ rounds, and reports the median ops/s of each and their ratio.
 - ``cache_set``: ``Cache.set`` with a 60-second TTL, one call at a time.
 
 The raw SQLite peer does what the datafx SQLite adapter does, so the ratio
-is the cost of the datafx layers: one aiosqlite connection in autocommit
+is the cost of the datafx layers. It uses one aiosqlite connection in autocommit
 mode with ``journal_mode=WAL`` and ``synchronous=NORMAL``, the same table
 (``key TEXT PRIMARY KEY, value BLOB, expires_at REAL`` with a partial index
 on ``expires_at``), reads that skip expired rows, and values encoded and
@@ -53,7 +53,7 @@ Op = Callable[[int], Awaitable[Any]]
 
 
 def make_value(i: int) -> dict[str, Any]:
-    """A record of about 200 bytes once JSON-encoded, as in the peer baseline."""
+    """Return a record of 4 fields, about 200 bytes once JSON-encoded."""
     return {
         "id": 1_000_000 + i,
         "name": f"Ergonomic brushed stainless steel widget, model X-{i:06d}, "

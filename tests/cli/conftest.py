@@ -2,7 +2,7 @@
 
 ``memory://`` data lives only while a connection is open, so the memory
 fixture keeps one connection to a named database open for the whole test;
-each command the test runs then sees the data of the ones before it.
+each command the test runs then reads the data that the ones before it wrote.
 """
 
 from __future__ import annotations

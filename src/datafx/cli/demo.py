@@ -50,7 +50,7 @@ PACKAGES = [
 
 @dataclass(slots=True)
 class DemoContext:
-    """What a section works with: the open connection and the output helpers."""
+    """The open connection and output helpers that a section works with."""
 
     conn: Connection
     written: set[str] = field(default_factory=set)
@@ -113,10 +113,10 @@ async def batch_section(ctx: DemoContext) -> None:
     items = {ctx.key(f"pkg:{p.name}"): p for p in PACKAGES}
     await store.set_many(items)
     ctx.step(f"await store.set_many(<{len(items)} packages>)")
-    wanted = [*list(items)[:2], ctx.key("pkg:missing")]
-    found = await store.get_many(wanted, Package)
+    requested = [*list(items)[:2], ctx.key("pkg:missing")]
+    found = await store.get_many(requested, Package)
     summary = {key: f"{p.name} {p.version}" for key, p in found.items()}
-    ctx.step(f"await store.get_many({wanted!r}, Package)", summary)
+    ctx.step(f"await store.get_many({requested!r}, Package)", summary)
     ctx.say("    (the missing key is absent from the result)")
     await store.remove_many(items)
     ctx.step(f"await store.remove_many(<{len(items)} keys>)")

@@ -34,7 +34,7 @@ _FIELD_LIST_LIMIT = 8
 
 
 class InputError(click.ClickException):
-    """An input file that cannot be read or holds an invalid line."""
+    """An input file that cannot be read or contains an invalid line."""
 
 
 class InputSource:
@@ -129,7 +129,7 @@ class JsonLinesReader:
 
     def check_duplicate(self, key: str, line_number: int) -> None:
         """Count ``key`` as a duplicate when an earlier record had it."""
-        # NOTE: the set holds every imported key, about 100 bytes each, so
+        # NOTE: the set contains every imported key, about 100 bytes each, so
         # an import of 10 million records needs about 1 GB for it.
         if key in self._seen:
             self.duplicates += 1

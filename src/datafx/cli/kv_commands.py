@@ -189,9 +189,9 @@ def import_(
     """Store every record of a JSON Lines FILE (.jsonl or .jsonl.gz, - for stdin).
 
     Each line must be a JSON object with the key field. A record replaces
-    any value its key had. When a line is invalid, the batches before it
-    are already stored and the error names the line; rerunning the import
-    after the fix is safe because imports replace keys.
+    any value its key had. When a line is invalid, the error names it, and
+    the batches before it are already stored. Rerunning the import after
+    the fix is safe, because imports replace keys.
     """
     started = time.perf_counter()
     progress_enabled = settings.progress

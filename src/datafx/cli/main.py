@@ -76,7 +76,7 @@ def cli(ctx: click.Context, dsn: str, progress: bool, verbose: int) -> None:
 @cli.command()
 @click.pass_obj
 def health(settings: Settings) -> None:
-    """Check that the backend answers, and print its state and latency."""
+    """Check that the backend responds, and print its state and latency."""
 
     async def check(conn: Connection) -> bool:
         status = await conn.health_check()

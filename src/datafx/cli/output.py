@@ -27,7 +27,7 @@ __all__ = [
 
 
 class ProgressReporter(Protocol):
-    """What a long task reports to: ``update(n)`` adds ``n`` finished units."""
+    """A progress sink: ``update(n)`` adds ``n`` finished units of work."""
 
     def update(self, n_steps: int) -> None: ...
 

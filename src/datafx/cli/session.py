@@ -1,4 +1,4 @@
-"""What every subcommand shares: the global settings and a connection runner."""
+"""The global settings and the connection runner that every subcommand uses."""
 
 from __future__ import annotations
 
