@@ -5,7 +5,9 @@ batches of ``prefetch_count`` (100), decoding each body and acknowledging each
 batch. The datafx cases consume with ``Queue.process_messages``; the raw
 baseline is a single aiosqlite table with a visibility column, fetched with
 ``UPDATE ... RETURNING`` and acknowledged with ``DELETE``. All cases run in the
-same process, one after another, with the same ~200-byte JSON records.
+same process, taking turns round by round, with the same ~200-byte JSON
+records; each case reports its median round and its time relative to the
+baseline (below 1 means datafx took less time).
 
 Run: ``.venv/bin/python benchmarks/queue_bench.py [-n 50000]``
 """
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -157,14 +160,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=50_000, help="messages per case")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds; each case reports its best"
+        "--rounds", type=int, default=3, help="rounds; each case reports its median"
     )
     args = parser.parse_args()
     n = args.n
-    best: dict[str, list[float]] = {}
+    times: dict[str, tuple[list[float], list[float]]] = {}
     with tempfile.TemporaryDirectory() as folder:
         # The cases take turns in every round, so a change in machine load
-        # hits all of them; the best round of each case is reported.
+        # hits all of them; the median round of each case is reported.
         for round_number in range(args.rounds):
             runs = {
                 "raw aiosqlite": bench_raw(
@@ -177,16 +180,20 @@ async def main() -> None:
             }
             for label, run in runs.items():
                 publish, consume = await run
-                times = best.setdefault(label, [publish, consume])
-                times[0] = min(times[0], publish)
-                times[1] = min(times[1], consume)
-    raw = best["raw aiosqlite"]
+                publishes, consumes = times.setdefault(label, ([], []))
+                publishes.append(publish)
+                consumes.append(consume)
+    medians = {
+        label: (statistics.median(publishes), statistics.median(consumes))
+        for label, (publishes, consumes) in times.items()
+    }
+    raw = medians["raw aiosqlite"]
     print(
         f"{n:,} messages of ~200 bytes; consume batches of {PREFETCH}; "
-        f"best of {args.rounds} rounds"
+        f"median of {args.rounds} rounds"
     )
     print(f"{'case':<18}{'publish':>16}{'consume+ack':>18}{'time ratio to raw':>22}")
-    for label, (publish, consume) in best.items():
+    for label, (publish, consume) in medians.items():
         ratio = f"{publish / raw[0]:.2f}x / {consume / raw[1]:.2f}x"
         print(f"{label:<18}{rate(n, publish):>16}{rate(n, consume):>18}{ratio:>22}")
 
