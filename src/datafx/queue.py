@@ -2,7 +2,7 @@
 
 The retry policy lives here, once, for every backend. A message's retry count
 is its ``delivery_count``, which the backend stores with the message, so
-``max_retries`` holds across consumers, processes and restarts:
+``max_retries`` applies across consumers, processes and restarts:
 
 - a handler that returns ``True`` acknowledges the message;
 - ``False`` or an exception hands it back, to be delivered again after
@@ -371,7 +371,7 @@ class Subscription:
         return self._buffer.popleft()
 
     async def next_batch(self) -> list[Message]:
-        """Fetch the next batch, waiting while the consumer holds ``prefetch_count``."""
+        """Fetch the next batch; first wait while ``prefetch_count`` are unsettled."""
         await self._start()
         lease = self.lease
         config = lease.config

@@ -106,7 +106,7 @@ class QueueNotFoundError(DataError):
 
 
 class QueueFullError(DataError):
-    """A publish was rejected because the queue holds ``max_length`` messages.
+    """A publish was rejected because the queue has ``max_length`` messages.
 
     Raised only by queues declared with ``args={"overflow": "reject-publish"}``;
     other full queues drop their oldest message instead.

@@ -195,7 +195,7 @@ class QueueInfo:
 
     ``length`` counts stored messages that have not expired. For a queue,
     messages that every group has acknowledged are not counted. ``stream``
-    tells whether the log was declared as a stream, which keeps acknowledged
+    is true for a log declared as a stream, which keeps acknowledged
     entries until it is trimmed.
     """
 

@@ -688,7 +688,8 @@ async def test_each_group_receives_every_message(backend: Backend) -> None:
         pytest.skip(f"{backend.spec.id} has no consumer groups")
     queue, name = await _queue(backend)
     await queue.publish(name, "before any group")
-    # The first consumer of a group creates it; it sees what comes after.
+    # The first consumer of a group creates it, and the group receives only
+    # messages published after that.
     assert await receive_nothing(queue, name, group="billing", wait=0.1) is None
     assert await receive_nothing(queue, name, group="shipping", wait=0.1) is None
     for i in range(4):

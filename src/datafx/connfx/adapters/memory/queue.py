@@ -46,9 +46,9 @@ class _Entry:
 class _Pending:
     consumer: str | None
     delivered_at: float
-    # A leased entry is redelivered by fetch after this time when the group
-    # is read with a visibility timeout; a released entry (consumer None)
-    # becomes ready at this time.
+    # When fetch may hand the entry out again. For a leased entry this is
+    # the lease end (infinity for streams). For a released entry (consumer
+    # None) it is the end of the retry delay.
     visible_at: float
     delivery_count: int
 

@@ -175,7 +175,7 @@ class _Worker:
         return future
 
     def submit_detached(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue a call whose result nobody waits for; a failure is logged."""
+        """Queue a call that no caller awaits; a failure is logged."""
         self._calls.put((None, fn, args))
 
     def stop(self) -> None:
@@ -440,6 +440,8 @@ class _Tables:
         self.drop_expired(name, settings, now)
         self.see_consumer(name, group, consumer, now)
         lease_until = None if visibility is None else now + visibility
+
+        # Pending messages that are ready again come first, in id order.
         taken: list[RawMessage] = []
         ready_filter = "" if visibility is not None else " AND p.consumer IS NULL"
         rows = db.execute(
@@ -468,6 +470,8 @@ class _Tables:
                 RawMessage(str(r[0]), r[2], r[3], r[4], r[1] + 1, str(r[0]))
                 for r in live
             ]
+
+        # Then messages the group has not read yet.
         if len(taken) < count:
             rows = db.execute(
                 "SELECT id, body, headers, published_at FROM datafx_queue_messages "
@@ -491,6 +495,8 @@ class _Tables:
                 )
         if taken:
             return taken, None
+
+        # Nothing to hand out: tell the caller when a pending one gets ready.
         row = db.execute(
             "SELECT min(visible_at) FROM datafx_queue_pending p "
             f"WHERE p.queue = ? AND p.grp = ?{ready_filter}",
