@@ -455,9 +455,12 @@ async def run_handler_loop(
         while True:
             try:
                 batch = await subscription.next_batch()
+                await _handle_batch(lease, batch, handler, message_type)
             except BackendError as exc:
+                # The backend is unreachable or failed: messages not settled
+                # return after their lease, and the loop tries again.
                 _logger.warning(
-                    "fetching from %r failed, retrying in %.1f s: %s",
+                    "consuming from %r failed, retrying in %.1f s: %s",
                     lease.name,
                     backoff,
                     exc,
@@ -466,7 +469,6 @@ async def run_handler_loop(
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 continue
             backoff = 0.1
-            await _handle_batch(lease, batch, handler, message_type)
 
 
 async def _handle_batch(
