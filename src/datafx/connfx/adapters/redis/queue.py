@@ -61,17 +61,25 @@ def _timestamp(message_id: str) -> float:
     return int(message_id.partition("-")[0]) / 1000
 
 
-def _fields(flat: Sequence[Any]) -> dict[str, bytes]:
-    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
-
-
 def _message(raw: Sequence[Any]) -> RawMessage:
+    """Build a message from a script's ``[id, [field, value, ...], count]`` entry.
+
+    This runs once per delivered message, so it reads the fields without
+    building a dict.
+    """
     message_id = _text(raw[0])
-    fields = _fields(raw[1])
+    fields = raw[1]
+    body = headers = b""
+    for index in range(0, len(fields), 2):
+        name = fields[index]
+        if name == b"b":
+            body = fields[index + 1]
+        elif name == b"h":
+            headers = fields[index + 1]
     return RawMessage(
         message_id=message_id,
-        body=fields.get("b", b""),
-        headers=fields.get("h", b""),
+        body=body,
+        headers=headers,
         timestamp=_timestamp(message_id),
         delivery_count=int(raw[2]),
         receipt_handle=message_id,
