@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -21,6 +22,10 @@ from asyncmy.constants import CLIENT
 from datafx.connfx.adapters.sqlbase.options import SqlOptions
 from datafx.connfx.config import ConfigTarget
 from datafx.connfx.errors import InvalidConfigError, PoolTimeoutError
+
+# Seconds a connection may wait on the stack before it goes back to asyncmy's
+# pool, whose recycling then applies to it.
+MAX_PARKED = 60.0
 
 __all__ = [
     "ConnectionStatements",
@@ -110,12 +115,23 @@ def connect_arguments(target: ConfigTarget, options: SqlOptions) -> dict[str, An
 
 
 class MySqlPool:
-    """An asyncmy pool whose ``acquire`` gives up after ``timeout`` seconds."""
+    """An asyncmy pool whose ``acquire`` gives up after ``timeout`` seconds.
+
+    asyncmy hands out its free connections in turn (first in, first out), so
+    after a burst of concurrent calls, one call at a time cycles through every
+    connection and its server thread, which measured 15-50% slower than
+    reusing one. Returned connections therefore wait on a last-in, first-out
+    stack in front of asyncmy's pool, unless a borrower is waiting in that
+    pool, which then gets the connection at once.
+    """
 
     def __init__(self, pool: Any, size: int, timeout: float) -> None:
         self.pool = pool
         self.size = size
         self.timeout = timeout
+        # (connection, time.monotonic() when it was returned)
+        self._recent: list[tuple[Any, float]] = []
+        self._waiting = 0
 
     @classmethod
     async def open(cls, target: ConfigTarget, options: SqlOptions) -> MySqlPool:
@@ -128,9 +144,17 @@ class MySqlPool:
 
     async def borrow(self) -> Any:
         """Return a pooled connection; raise ``PoolTimeoutError`` when none frees up."""
+        recent = self._recent
+        while recent:
+            connection, returned_at = recent.pop()
+            if connection.connected and time.monotonic() - returned_at < MAX_PARKED:
+                return connection
+            # asyncmy's pool recycles old connections and drops closed ones.
+            self.pool.release(connection)
         if self.pool.freesize:
             # A free connection is handed out without waiting.
             return await self.pool.acquire()
+        self._waiting += 1
         try:
             async with asyncio.timeout(self.timeout):
                 return await self.pool.acquire()
@@ -142,10 +166,20 @@ class MySqlPool:
                 protocol="mysql",
                 operation="acquire",
             ) from None
+        finally:
+            self._waiting -= 1
 
     def give_back(self, connection: Any) -> None:
         """Return ``connection``; one left inside a transaction is closed instead."""
-        self.pool.release(connection)
+        if (
+            self._waiting
+            or not connection.connected
+            or connection.get_transaction_status()
+        ):
+            # asyncmy's pool wakes its waiters and drops closed connections.
+            self.pool.release(connection)
+        else:
+            self._recent.append((connection, time.monotonic()))
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Any]:
@@ -159,12 +193,15 @@ class MySqlPool:
         pool = self.pool
         return {
             "pool_size": pool.size,
-            "pool_idle": pool.freesize,
+            "pool_idle": pool.freesize + len(self._recent),
             "pool_min": pool.minsize,
             "pool_max": pool.maxsize,
         }
 
     async def close(self) -> None:
+        recent, self._recent = self._recent, []
+        for connection, _ in recent:
+            self.pool.release(connection)
         self.pool.close()
         await self.pool.wait_closed()
 

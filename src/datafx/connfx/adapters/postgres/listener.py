@@ -79,14 +79,27 @@ class Wakeups:
         )
         self.wake("")
 
-    async def listen(self) -> None:
-        """Open the LISTEN connection unless it is already open."""
+    async def listen(self) -> bool:
+        """Open the LISTEN connection unless it is open; return whether it is.
+
+        A failure is logged and reported as ``False``: waiting fetches then
+        fall back to checking the tables once a second.
+        """
         if self._connection is not None and not self._connection.is_closed():
-            return
+            return True
         async with self._lock:
             if self._connection is not None and not self._connection.is_closed():
-                return
-            connection = await asyncpg.connect(**self._connect_arguments)
+                return True
+            try:
+                connection = await asyncpg.connect(**self._connect_arguments)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                self._logger.warning(
+                    "PostgreSQL LISTEN connection failed (%s: %s); waiting "
+                    "consumers poll every second instead",
+                    type(exc).__name__,
+                    exc,
+                )
+                return False
             try:
                 await connection.add_listener(self.channel, self._on_notification)
             except BaseException:
@@ -94,6 +107,7 @@ class Wakeups:
                 raise
             connection.add_termination_listener(self._on_termination)
             self._connection = connection
+            return True
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
