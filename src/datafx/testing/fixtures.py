@@ -145,14 +145,14 @@ def backend_fixture(specs: Sequence[BackendSpec]) -> Any:
     return backend
 
 
-DATA_VARIABLE = "DATAFX_SAMPLE_DATA"
+DATA_VARIABLE = "DATAFX_PYPI_PACKAGES"
 _DEFAULT_SAMPLE = ("..", "shared", "data", "pypi-packages.jsonl.gz")
 
 
 def sample_data_path() -> str | None:
     """Return the path of the real package-metadata sample, or ``None`` when absent.
 
-    ``DATAFX_SAMPLE_DATA`` names the file; otherwise ``../shared/data`` beside
+    ``DATAFX_PYPI_PACKAGES`` names the file; otherwise ``../shared/data`` beside
     the working directory is tried.
     """
     candidates = [
