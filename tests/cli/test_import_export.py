@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
+
+from datafx.testing import sample_data_path
 
 Run = Callable[..., Result]
 
@@ -21,13 +22,11 @@ RECORDS: list[dict[str, Any]] = [
     {"name": "\u05e9\u05dc\u05d5\u05dd", "version": "1", "summary": "", "big": 2**80},
 ]
 
-# The 100,000-record sample of package metadata; set the variable to use
-# another copy. Its default is the data directory beside the repository.
+# The 100,000-record sample of package metadata: the file named by
+# DATAFX_PYPI_PACKAGES, else the data directory beside the repository.
 PYPI_PACKAGES = Path(
-    os.environ.get(
-        "DATAFX_PYPI_PACKAGES",
-        Path(__file__).resolve().parents[3] / "shared/data/pypi-packages.jsonl.gz",
-    )
+    sample_data_path()
+    or Path(__file__).resolve().parents[3] / "shared/data/pypi-packages.jsonl.gz"
 )
 
 
