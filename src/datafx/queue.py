@@ -391,12 +391,15 @@ class Subscription:
                 await asyncio.sleep(_MIN_POLL)
 
     async def _shielded_close(self) -> None:
+        """Close in a task that a cancellation of the caller does not stop.
+
+        A cancelled caller returns at once, and the close (handing messages
+        back) goes on in the background.
+        """
         task = asyncio.ensure_future(self.aclose())
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await task
-            raise
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
+        await asyncio.shield(task)
 
     async def aclose(self) -> None:
         """Stop renewing leases and, for queues, hand back unsettled messages."""

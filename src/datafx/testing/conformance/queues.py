@@ -112,12 +112,13 @@ async def receive_nothing(
     config: ConsumerConfig | None = None,
 ) -> datafx.Message | None:
     """Return the message that arrives within ``wait`` seconds, or ``None``."""
-    async with queue.consume(name, config or fast_config(), group) as messages:
-        try:
-            async with asyncio.timeout(wait):
-                return await anext(messages)
-        except TimeoutError:
-            return None
+    async with asyncio.timeout(WAIT):
+        async with queue.consume(name, config or fast_config(), group) as messages:
+            try:
+                async with asyncio.timeout(wait):
+                    return await anext(messages)
+            except TimeoutError:
+                return None
 
 
 async def run_until(
@@ -617,7 +618,7 @@ async def test_prefetch_bounds_unacked_messages(backend: Backend) -> None:
     for i in range(6):
         await queue.publish(name, i)
     config = fast_config(prefetch_count=3)
-    async with queue.consume(name, config) as messages:
+    async with asyncio.timeout(WAIT), queue.consume(name, config) as messages:
         held = []
         async with asyncio.timeout(WAIT):
             for _ in range(3):
@@ -775,7 +776,7 @@ async def test_stats_report_length_and_groups(backend: Backend) -> None:
 async def test_non_blocking_consumer_yields(backend: Backend) -> None:
     queue, name = await _queue(backend)
     config = ConsumerConfig(block_timeout=0)
-    async with queue.consume(name, config) as messages:
+    async with asyncio.timeout(WAIT), queue.consume(name, config) as messages:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
                 await anext(messages)

@@ -72,12 +72,13 @@ async def read(
 async def read_nothing(
     stream: datafx.QueueStream, name: str, group: str, consumer: str, wait: float = 0.3
 ) -> datafx.Message | None:
-    async with stream.consume(name, group, consumer, fast_config()) as entries:
-        try:
-            async with asyncio.timeout(wait):
-                return await anext(entries)
-        except TimeoutError:
-            return None
+    async with asyncio.timeout(WAIT):
+        async with stream.consume(name, group, consumer, fast_config()) as entries:
+            try:
+                async with asyncio.timeout(wait):
+                    return await anext(entries)
+            except TimeoutError:
+                return None
 
 
 async def _group(stream: datafx.QueueStream, name: str, group: str) -> Any:
