@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["LocalCluster", "LocalRedis", "free_port_block", "shared_cluster"]
@@ -68,7 +69,11 @@ def _wait_until_ready(
 
 
 class LocalRedis:
-    """One redis-server on ``127.0.0.1:port``; ``aof=True`` persists every write."""
+    """One redis-server on ``127.0.0.1:port``; ``aof=True`` persists every write.
+
+    ``extra_arguments`` are appended to the command line, for example the
+    ``--tls-port`` options of a TLS test.
+    """
 
     def __init__(
         self,
@@ -77,11 +82,13 @@ class LocalRedis:
         *,
         aof: bool = False,
         cluster: bool = False,
+        extra_arguments: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.directory = directory
         self.aof = aof
         self.cluster = cluster
+        self.extra_arguments = list(extra_arguments)
         self.process: subprocess.Popen[bytes] | None = None
 
     def _arguments(self) -> list[str]:
@@ -105,7 +112,7 @@ class LocalRedis:
                 "--cluster-config-file", str(self.directory / "nodes.conf"),
                 "--cluster-node-timeout", "2000",
             ]  # fmt: skip
-        return arguments
+        return arguments + self.extra_arguments
 
     def start(self, timeout: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
