@@ -798,7 +798,24 @@ class SqliteQueues:
         except asyncio.CancelledError:
             name, group = args[0], args[1]
             future.add_done_callback(
-                lambda done: self._release_after_cancel(tables, name, group, done)
+                lambda done: self._release_after_cancel(
+                    tables, name, group, done, lambda result: result[0]
+                )
+            )
+            raise
+
+    async def _claim(self, tables: _Tables, args: tuple[Any, ...]) -> list[RawMessage]:
+        """Run ``claim`` so that a cancelled caller never keeps messages leased."""
+        assert self._worker is not None
+        future = self._worker.submit(tables.transaction, tables.claim, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            name, group = args[0], args[1]
+            future.add_done_callback(
+                lambda done: self._release_after_cancel(
+                    tables, name, group, done, lambda result: result
+                )
             )
             raise
 
@@ -807,11 +824,13 @@ class SqliteQueues:
         tables: _Tables,
         name: str,
         group: str,
-        done: asyncio.Future[tuple[list[RawMessage], float | None, int]],
+        done: asyncio.Future[Any],
+        messages_of: Callable[[Any], list[RawMessage]],
     ) -> None:
+        """Hand back what a cancelled ``fetch`` or ``claim`` leased."""
         if done.cancelled() or done.exception() is not None:
             return
-        taken = done.result()[0]
+        taken = messages_of(done.result())
         if not taken or self._worker is None:
             return
         ids = [int(m.receipt_handle) for m in taken]
@@ -895,16 +914,8 @@ class SqliteQueues:
         visibility_timeout: float | None,
     ) -> list[RawMessage]:
         tables = await self._open()
-        return await self._run(
-            tables.claim,
-            name,
-            group,
-            consumer,
-            min_idle,
-            count,
-            visibility_timeout,
-            time.time(),
-        )
+        args = (name, group, consumer, min_idle, count, visibility_timeout, time.time())
+        return await self._claim(tables, args)
 
     async def info(self, name: str) -> QueueInfo:
         tables = await self._open()
