@@ -123,9 +123,9 @@ async def test_stale_consumers_are_removed(connect: Connect, prefix: str) -> Non
     await queue.publish(name, "y")
     port = conn.queue
 
-    async def fetch(consumer: str) -> list[RawMessage]:
+    async def fetch(consumer: str, block: float = 0.0) -> list[RawMessage]:
         messages: list[RawMessage] = await port.fetch(
-            name, DEFAULT_GROUP, consumer, 1, visibility_timeout=5.0, block=0.0
+            name, DEFAULT_GROUP, consumer, 1, visibility_timeout=5.0, block=block
         )
         return messages
 
@@ -133,9 +133,9 @@ async def test_stale_consumers_are_removed(connect: Connect, prefix: str) -> Non
     await port.ack(name, DEFAULT_GROUP, [done.receipt_handle])
     assert len(await fetch("live")) == 1
     await asyncio.sleep(0.3)
-    # This fetch finds nothing new, so it removes consumers idle for 0.1 s
-    # that hold nothing: "gone", but not "live", which holds a message.
-    assert await fetch("live") == []
+    # This fetch finds nothing and waits, so it first removes consumers idle
+    # for 0.1 s that hold nothing: "gone", but not "live", which holds a message.
+    assert await fetch("live", block=0.1) == []
     [group] = (await queue.stats(name)).groups
     assert group.consumers == 1
     assert group.pending == 1

@@ -86,6 +86,20 @@ def _message(raw: Sequence[Any]) -> RawMessage:
     )
 
 
+def _new_message(entry: Sequence[Any]) -> RawMessage:
+    """Build a first delivery from an XREADGROUP entry ``(id, {field: value})``."""
+    message_id = _text(entry[0])
+    fields = entry[1]
+    return RawMessage(
+        message_id=message_id,
+        body=fields.get(b"b", b""),
+        headers=fields.get(b"h", b""),
+        timestamp=_timestamp(message_id),
+        delivery_count=1,
+        receipt_handle=message_id,
+    )
+
+
 def _milliseconds(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -187,16 +201,21 @@ class RedisQueues:
             -1 if visibility_timeout is None else _milliseconds(visibility_timeout)
         )
         while True:
-            messages, last_id, wait_ms = await self._take(
-                name, keys, group, consumer, count, visibility
-            )
+            messages = await self._take(name, keys, group, consumer, count, visibility)
             if messages:
                 return messages
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
+            last_id, wait_ms = await self._run(
+                "WAIT_HINT",
+                name,
+                [keys.stream, keys.meta, keys.delayed(group)],
+                [group, consumer, visibility, self._stale_consumer_ms],
+            )
+            wait_ms = int(wait_ms)
             wait = remaining if wait_ms < 0 else min(remaining, wait_ms / 1000)
-            await self._wait_for_publish(keys.stream, last_id, wait)
+            await self._wait_for_publish(keys.stream, _text(last_id), wait)
 
     async def _take(
         self,
@@ -206,37 +225,74 @@ class RedisQueues:
         consumer: str,
         count: int,
         visibility: int,
-    ) -> tuple[list[RawMessage], str, int]:
-        """Run the FETCH script so that a cancellation cannot lose its reply.
+    ) -> list[RawMessage]:
+        """Lease messages so that a cancellation cannot lose them.
 
-        The script leases messages on the server. A cancellation of the
-        caller cannot stop the script, which runs in its own task. When it
-        arrives while the reply is on its way, the leased messages are
-        released at once, so no consumer holds messages it never received.
+        The leasing runs in its own task, which a cancellation of the caller
+        does not stop. When the cancellation arrives while replies are on
+        their way, the leased messages are released at once, so no consumer
+        holds messages it never received.
         """
         task = asyncio.ensure_future(
-            self._run(
-                "FETCH",
-                name,
-                [keys.stream, keys.meta, keys.delayed(group)],
-                [group, consumer, count, visibility, self._stale_consumer_ms],
-            )
+            self._lease(name, keys, group, consumer, count, visibility)
         )
         try:
-            reply = await asyncio.shield(task)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
             await self._release_after_cancel(name, group, task)
             raise
-        raw_messages, last_id, wait_ms = reply
-        return [_message(raw) for raw in raw_messages], _text(last_id), int(wait_ms)
+
+    async def _lease(
+        self,
+        name: str,
+        keys: QueueKeys,
+        group: str,
+        consumer: str,
+        count: int,
+        visibility: int,
+    ) -> list[RawMessage]:
+        """Take ready pending messages with the FETCH script, then new ones."""
+        raw_messages = await self._run(
+            "FETCH",
+            name,
+            [keys.stream, keys.meta, keys.delayed(group)],
+            [group, consumer, count, visibility],
+        )
+        messages = [_message(raw) for raw in raw_messages]
+        if len(messages) >= count:
+            return messages
+        try:
+            reply = await self._client.execute_command(
+                "XREADGROUP",
+                "GROUP",
+                group,
+                consumer,
+                "COUNT",
+                count - len(messages),
+                "STREAMS",
+                keys.stream,
+                ">",
+            )
+        except BaseException as exc:
+            # Hand back what the script leased; the caller never sees it.
+            handles = [message.receipt_handle for message in messages]
+            if handles:
+                await asyncio.shield(self.release(name, group, handles, 0.0))
+            if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                raise QueueNotFoundError(name) from exc
+            raise
+        if reply:
+            # The client speaks RESP2, so the reply is [[stream, entries]].
+            messages.extend(_new_message(entry) for entry in reply[0][1])
+        return messages
 
     async def _release_after_cancel(
-        self, name: str, group: str, task: asyncio.Future[Any]
+        self, name: str, group: str, task: asyncio.Future[list[RawMessage]]
     ) -> None:
         await asyncio.wait([task])
         if task.cancelled() or task.exception() is not None:
             return
-        handles = [_text(raw[0]) for raw in task.result()[0]]
+        handles = [message.receipt_handle for message in task.result()]
         if handles:
             await asyncio.shield(self.release(name, group, handles, 0.0))
 

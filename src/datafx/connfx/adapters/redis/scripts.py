@@ -31,6 +31,7 @@ __all__ = [
     "RELEASED_CONSUMER",
     "SWEEP",
     "TRIM",
+    "WAIT_HINT",
 ]
 
 RELEASED_CONSUMER = "datafx:released"
@@ -245,10 +246,11 @@ return id
 FETCH = (
     _COMMON
     + """
--- KEYS: stream, meta, delayed.
--- ARGV: group, consumer, count, visibility ms (-1: none), stale consumer ms.
--- Returns {messages, last generated id, ms until a pending message is ready
--- (-1: none)}.
+-- KEYS: stream, meta, delayed. ARGV: group, consumer, count, visibility ms
+-- (-1: none). Deletes expired messages, then leases released messages whose
+-- delay has passed and, with a visibility timeout, messages whose lease ran
+-- out. New messages are read by the caller with XREADGROUP, which spares
+-- the copy of every message body into Lua and back.
 if not require_queue(KEYS[2]) then
   return redis.error_reply('DATAFX_NOQUEUE')
 end
@@ -261,29 +263,32 @@ take_released(KEYS[1], KEYS[3], group, consumer, count, now, out)
 if visibility >= 0 and #out < count then
   take_idle(KEYS[1], KEYS[3], group, consumer, visibility, count, now, out)
 end
-if #out < count then
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer,
-                           'COUNT', count - #out, 'STREAMS', KEYS[1], '>')
-  if reply then
-    for _, entry in ipairs(reply[1][2]) do
-      out[#out + 1] = {entry[1], entry[2], 1}
-    end
-  end
+return out
+"""
+)
+
+WAIT_HINT = (
+    _COMMON
+    + """
+-- KEYS: stream, meta, delayed. ARGV: group, consumer, visibility ms (-1: none),
+-- stale consumer ms. Runs when a fetch found nothing. Returns {last generated
+-- id, ms until a pending message is ready (-1: none)}.
+if not require_queue(KEYS[2]) then
+  return redis.error_reply('DATAFX_NOQUEUE')
 end
-if #out > 0 then
-  return {out, '', -1}
-end
--- Nothing to hand out. Forget consumers that hold nothing and have not
--- read for ARGV[5] ms (workers that died or went away), so that group
--- info counts live ones; a returning consumer is created again by its read.
+local group, consumer = ARGV[1], ARGV[2]
+local visibility = tonumber(ARGV[3])
+local now = now_ms()
+-- Forget consumers that hold nothing and have not read for ARGV[4] ms
+-- (workers that died or went away), so that group info counts live ones;
+-- a returning consumer is created again by its next read.
 for _, raw in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], group)) do
   local other = field_map(raw)
-  if other['pending'] == 0 and other['idle'] > tonumber(ARGV[5])
+  if other['pending'] == 0 and other['idle'] > tonumber(ARGV[4])
      and other['name'] ~= RELEASED and other['name'] ~= consumer then
     redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, other['name'])
   end
 end
--- Tell the caller how long it may wait.
 local wait = -1
 local next_release = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if #next_release > 0 then
@@ -300,7 +305,7 @@ if visibility >= 0 then
   end
 end
 local info = field_map(redis.call('XINFO', 'STREAM', KEYS[1]))
-return {out, info['last-generated-id'], wait}
+return {info['last-generated-id'], wait}
 """
 )
 
@@ -314,7 +319,9 @@ for i = 2, #ARGV do
   ids[#ids + 1] = ARGV[i]
 end
 local acked = redis.call('XACK', KEYS[1], group, unpack(ids))
-redis.call('ZREM', KEYS[3], unpack(ids))
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREM', KEYS[3], unpack(ids))
+end
 if redis.call('HGET', KEYS[2], 'stream') ~= '0' then
   return acked
 end
