@@ -1,7 +1,9 @@
 """Queue and stream ports on Redis Streams, one consumer group per queue.
 
 Each operation is one Lua script (see ``scripts``), so concurrent consumers
-on any number of connections see consistent pending lists. Delivery counts
+on any number of connections see consistent pending lists. A fetch is the
+exception: its script hands out ready pending messages, and a plain
+``XREADGROUP`` then reads new ones, each step atomic on its own. Delivery counts
 come from the pending entries list. Leases use its idle time: a message
 fetched with a visibility timeout is handed out again once it has been idle
 that long, and ``extend`` resets the idle time with ``XCLAIM ... JUSTID``.
