@@ -139,3 +139,29 @@ async def test_stale_consumers_are_removed(connect: Connect, prefix: str) -> Non
     [group] = (await queue.stats(name)).groups
     assert group.consumers == 1
     assert group.pending == 1
+
+
+async def test_release_seen_by_other_connection(connect: Connect, prefix: str) -> None:
+    holder_conn = await connect()
+    waiter_conn = await connect()
+    queue = datafx.Queue(holder_conn)
+    name = await queue.declare_queue(prefix + "q", QueueConfig())
+    await queue.publish(name, "x")
+    holder, waiter = holder_conn.queue, waiter_conn.queue
+    [held] = await holder.fetch(
+        name, DEFAULT_GROUP, "holder", 1, visibility_timeout=60.0, block=1.0
+    )
+    # The waiter's empty fetch makes it skip the pending search for a while.
+    assert (
+        await waiter.fetch(
+            name, DEFAULT_GROUP, "waiter", 1, visibility_timeout=60.0, block=0.0
+        )
+        == []
+    )
+    await holder.release(name, DEFAULT_GROUP, [held.receipt_handle], 0.0)
+    async with asyncio.timeout(2):
+        [again] = await waiter.fetch(
+            name, DEFAULT_GROUP, "waiter", 1, visibility_timeout=60.0, block=1.0
+        )
+    assert again.message_id == held.message_id
+    assert again.delivery_count == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,10 @@ _logger = logging.getLogger("datafx.connfx.redis.queue")
 # Upper bound of one blocking XREAD. A wait may end early when a released
 # message becomes ready, so the wait is cut into pieces of at most this size.
 _MAX_WAIT_PIECE = 0.5
+
+# Seconds during which fetches skip the search for ready pending messages
+# after a search found none (see RedisQueues._lease).
+_PENDING_CHECK_INTERVAL = 0.05
 
 
 class QueueKeys:
@@ -120,6 +125,9 @@ class RedisQueues:
         # A consumer with no pending messages that has not read for this many
         # ms is removed from its group by the next fetch that finds nothing.
         self._stale_consumer_ms = _milliseconds(stale_consumer_timeout)
+        # (queue, group) -> time.monotonic() until which fetches skip the
+        # FETCH script because its last run found no ready pending message.
+        self._skip_pending_until: dict[tuple[str, str], float] = {}
         self._guard = guard
         self._socket_timeout = socket_timeout
         self._scripts: dict[str, AsyncScript] = {
@@ -218,6 +226,9 @@ class RedisQueues:
             wait_ms = int(wait_ms)
             wait = remaining if wait_ms < 0 else min(remaining, wait_ms / 1000)
             await self._wait_for_publish(keys.stream, _text(last_id), wait)
+            if wait_ms >= 0:
+                # A pending message may be ready now: search for it.
+                self._skip_pending_until.pop((name, group), None)
 
     async def _take(
         self,
@@ -253,14 +264,29 @@ class RedisQueues:
         count: int,
         visibility: int,
     ) -> list[RawMessage]:
-        """Take ready pending messages with the FETCH script, then new ones."""
-        raw_messages = await self._run(
-            "FETCH",
-            name,
-            [keys.stream, keys.meta, keys.delayed(group)],
-            [group, consumer, count, visibility],
-        )
-        messages = [_message(raw) for raw in raw_messages]
+        """Take ready pending messages with the FETCH script, then new ones.
+
+        When the script found no ready pending message, the next fetches for
+        ``_PENDING_CHECK_INTERVAL`` read only new messages, which saves one
+        round trip per batch. Messages released by another connection, and
+        leases that ran out, then wait up to that long. A queue with a
+        message TTL runs the script every time, because it deletes expired
+        messages before they can be read.
+        """
+        messages: list[RawMessage] = []
+        now = time.monotonic()
+        if now >= self._skip_pending_until.get((name, group), 0.0):
+            raw_messages, has_ttl = await self._run(
+                "FETCH",
+                name,
+                [keys.stream, keys.meta, keys.delayed(group)],
+                [group, consumer, count, visibility],
+            )
+            messages = [_message(raw) for raw in raw_messages]
+            if messages or has_ttl:
+                self._skip_pending_until.pop((name, group), None)
+            else:
+                self._skip_pending_until[(name, group)] = now + _PENDING_CHECK_INTERVAL
         if len(messages) >= count:
             return messages
         try:
@@ -329,6 +355,8 @@ class RedisQueues:
     async def release(
         self, name: str, group: str, receipt_handles: Sequence[str], delay: float
     ) -> None:
+        # The next fetch on this connection looks for the released messages.
+        self._skip_pending_until.pop((name, group), None)
         keys = QueueKeys(name)
         await self._run(
             "RELEASE",

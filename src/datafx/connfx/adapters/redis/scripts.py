@@ -250,7 +250,8 @@ FETCH = (
 -- (-1: none). Deletes expired messages, then leases released messages whose
 -- delay has passed and, with a visibility timeout, messages whose lease ran
 -- out. New messages are read by the caller with XREADGROUP, which spares
--- the copy of every message body into Lua and back.
+-- the copy of every message body into Lua and back. Returns {messages,
+-- 1 when the queue has a message TTL or else 0}.
 if not require_queue(KEYS[2]) then
   return redis.error_reply('DATAFX_NOQUEUE')
 end
@@ -263,7 +264,8 @@ take_released(KEYS[1], KEYS[3], group, consumer, count, now, out)
 if visibility >= 0 and #out < count then
   take_idle(KEYS[1], KEYS[3], group, consumer, visibility, count, now, out)
 end
-return out
+-- The second value tells the caller whether the queue has a message TTL.
+return {out, tonumber(redis.call('HGET', KEYS[2], 'ttl_ms') or '0') > 0 and 1 or 0}
 """
 )
 
