@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +27,8 @@ from datafx.connfx import ConsumerConfig, QueueConfig
 from datafx.connfx.queueing import DEFAULT_GROUP
 from datafx.message import HeaderValue
 from datafx.testing.fixtures import Backend
+
+T = TypeVar("T")
 
 WAIT = 5.0  # Upper bound of every wait; a correct backend needs far less.
 
@@ -38,6 +40,12 @@ async def poll(done: Callable[[], bool]) -> None:
             if done():
                 return
             await asyncio.sleep(0.01)
+
+
+async def bounded(call: Awaitable[T]) -> T:
+    """Await a direct port call for at most ``WAIT`` seconds."""
+    async with asyncio.timeout(WAIT):
+        return await call
 
 
 async def stop(task: asyncio.Task[Any]) -> None:
@@ -521,8 +529,8 @@ async def test_dead_consumer_message_returns_after_visibility(backend: Backend) 
     queue, name = await _queue(backend)
     await queue.publish(name, "lost")
     port = backend.conn.queue
-    taken = await port.fetch(
-        name, DEFAULT_GROUP, "dead", 1, visibility_timeout=0.3, block=1.0
+    taken = await bounded(
+        port.fetch(name, DEFAULT_GROUP, "dead", 1, visibility_timeout=0.3, block=1.0)
     )
     assert len(taken) == 1
     started = time.monotonic()
@@ -537,8 +545,10 @@ async def test_crash_loop_message_is_dead_lettered(backend: Backend) -> None:
     await queue.publish(name, "kills consumers")
     port = backend.conn.queue
     for _ in range(3):  # three consumers die while handling it
-        taken = await port.fetch(
-            name, DEFAULT_GROUP, "dead", 1, visibility_timeout=0.05, block=1.0
+        taken = await bounded(
+            port.fetch(
+                name, DEFAULT_GROUP, "dead", 1, visibility_timeout=0.05, block=1.0
+            )
         )
         assert len(taken) == 1
         await asyncio.sleep(0.08)
@@ -746,18 +756,25 @@ async def test_claim_idle_pending_messages(backend: Backend) -> None:
     for i in range(3):
         await queue.publish(name, i)
     port = backend.conn.queue
-    taken = await port.fetch(name, "g", "dead", 3, visibility_timeout=30.0, block=1.0)
+    taken = await bounded(
+        port.fetch(name, "g", "dead", 3, visibility_timeout=30.0, block=1.0)
+    )
     assert len(taken) == 3
-    assert await queue.claim_pending_messages(name, "g", "rescuer", 10.0, 10) == []
+    assert (
+        await bounded(queue.claim_pending_messages(name, "g", "rescuer", 10.0, 10))
+        == []
+    )
     await asyncio.sleep(0.2)
-    first = await queue.claim_pending_messages(name, "g", "rescuer", 0.1, 2)
-    second = await queue.claim_pending_messages(name, "g", "rescuer", 0.1, 2)
+    first = await bounded(queue.claim_pending_messages(name, "g", "rescuer", 0.1, 2))
+    second = await bounded(queue.claim_pending_messages(name, "g", "rescuer", 0.1, 2))
     assert [m.decode() for m in first] == [0, 1]
     assert [m.decode() for m in second] == [2]
     assert all(m.delivery_count == 2 for m in first + second)
     for message in first + second:
         await message.ack()
-    assert await queue.claim_pending_messages(name, "g", "rescuer", 0.0, 10) == []
+    assert (
+        await bounded(queue.claim_pending_messages(name, "g", "rescuer", 0.0, 10)) == []
+    )
 
 
 async def test_stats_report_length_and_groups(backend: Backend) -> None:
