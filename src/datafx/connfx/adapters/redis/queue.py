@@ -123,7 +123,8 @@ class RedisQueues:
     ) -> None:
         self._client = client
         # A consumer with no pending messages that has not read for this many
-        # ms is removed from its group by the next fetch that finds nothing.
+        # ms is removed from its group by the next fetch that finds nothing
+        # and waits.
         self._stale_consumer_ms = _milliseconds(stale_consumer_timeout)
         # (queue, group) -> time.monotonic() until which fetches skip the
         # FETCH script because its last run found no ready pending message.
