@@ -9,10 +9,13 @@ the ``redis-server`` binary on ``PATH``; the cluster also needs ``redis-cli``.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,6 +46,19 @@ def free_port_block(count: int, start: int = 17000, stop: int = 17990) -> int:
         if all(_port_free(p) and _port_free(p + 10000) for p in ports):
             return first
     raise RuntimeError(f"no {count} free loopback ports between {start} and {stop}")
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this child when its parent dies.
+
+    A test run that is killed never reaches ``stop()`` or its ``atexit``
+    hook, and its servers would otherwise keep their ports. Linux ties the
+    signal to the thread that started the server, so a server started from
+    a worker thread stops when that thread ends.
+    """
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG in <sys/prctl.h>
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(set_parent_death_signal, signal.SIGTERM)
 
 
 def _wait_until_ready(
@@ -117,7 +133,10 @@ class LocalRedis:
     def start(self, timeout: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            self._arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self._arguments(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
         )
         _wait_until_ready(self.port, self.process, timeout)
         _logger.info("started redis-server on port %d in %s", self.port, self.directory)
