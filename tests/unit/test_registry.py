@@ -109,3 +109,9 @@ def test_importing_datafx_imports_no_optional_driver() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+async def test_protocol_without_adapter_says_so() -> None:
+    async with connfx.Registry.with_defaults() as registry:
+        with pytest.raises(connfx.UnsupportedProtocolError, match="no amqp adapter"):
+            await registry.add_connection("x", "amqp://guest:guest@127.0.0.1:5672/")

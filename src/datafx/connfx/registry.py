@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.metadata
 import logging
 from typing import Protocol, runtime_checkable
 
@@ -38,7 +39,18 @@ BUILTIN_ADAPTERS: dict[str, tuple[str, str | None]] = {
     "mysql": ("datafx.connfx.adapters.mysql", "mysql"),
 }
 
+# NOTE: these protocols have a driver extra in pyproject.toml but no adapter
+# yet; asking for one raises UnsupportedProtocolError saying so.
+PLANNED_PROTOCOLS = frozenset({"mongodb", "amqp", "nats", "memcached"})
+
 _logger = logging.getLogger("datafx.connfx.registry")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("datafx")
+    except importlib.metadata.PackageNotFoundError:
+        return "this version"
 
 
 @runtime_checkable
@@ -157,6 +169,11 @@ class Registry:
             known = ", ".join(self.list_registered_protocols()) or "none"
             extra = BUILTIN_ADAPTERS.get(target.protocol, ("", None))[1]
             hint = f'; install it with: pip install "datafx[{extra}]"' if extra else ""
+            if target.protocol in PLANNED_PROTOCOLS:
+                hint = (
+                    f"; datafx {_version()} has no {target.protocol} adapter yet, "
+                    "so register your own ConnectionFactory for it"
+                )
             raise UnsupportedProtocolError(
                 f"unsupported protocol {target.protocol!r} (registered: {known}){hint}"
             )
