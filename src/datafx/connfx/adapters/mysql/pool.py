@@ -132,6 +132,7 @@ class MySqlPool:
         # (connection, time.monotonic() when it was returned)
         self._recent: list[tuple[Any, float]] = []
         self._waiting = 0
+        self._closing = False
 
     @classmethod
     async def open(cls, target: ConfigTarget, options: SqlOptions) -> MySqlPool:
@@ -173,6 +174,7 @@ class MySqlPool:
         """Return ``connection``; one left inside a transaction is closed instead."""
         if (
             self._waiting
+            or self._closing
             or not connection.connected
             or connection.get_transaction_status()
         ):
@@ -199,6 +201,9 @@ class MySqlPool:
         }
 
     async def close(self) -> None:
+        # Connections returned from now on (by writes still finishing in the
+        # background) go straight to asyncmy, whose wait_closed waits for them.
+        self._closing = True
         recent, self._recent = self._recent, []
         for connection, _ in recent:
             self.pool.release(connection)
