@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from datafx.connfx.behaviors import Behavior
 from datafx.connfx.connection import Connection
+from datafx.connfx.dsn import is_secret_option
 from datafx.connfx.errors import (
     BackendError,
     ConnectionNotSupportedError,
@@ -93,9 +94,21 @@ class Translate:
 
 
 def _safe_text(exc: BaseException, conn: Connection) -> str:
-    """Return the exception text with the connection's password removed."""
+    """Return the exception text with the connection's secrets removed.
+
+    Secrets are the DSN's password and every option named like a password
+    or token, whether it came from the DSN's query or from ``properties``.
+    """
     text = str(exc)
-    password = conn.target.parsed().password if conn.target.location else None
-    if password:
-        text = text.replace(password, "***")
+    target = conn.target
+    secrets = [
+        str(value)
+        for name, value in target.options().items()
+        if is_secret_option(name) and value
+    ]
+    if target.location:
+        secrets.append(target.parsed().password or "")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     return text

@@ -102,3 +102,43 @@ def test_malformed_dsn_error_masks_password() -> None:
         parse_dsn("redis://user:hunter2@host:notaport/0")
     assert "hunter2" not in str(info.value)
     assert "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "redis://user:S3CR#x@127.0.0.1:1/0",
+        "redis://user:S3CR/x@127.0.0.1:1/0",
+        "redis://user:S3CR?x@127.0.0.1:1/0",
+        "postgres://user:S3CR#x@db.local/app",
+    ],
+)
+def test_unencoded_special_character_in_password_is_never_shown(dsn: str) -> None:
+    with pytest.raises(connfx.InvalidConfigError, match="percent-encode") as info:
+        parse_dsn(dsn)
+    assert "S3CR" not in str(info.value)
+    assert "S3CR" not in mask_dsn(dsn)
+
+
+def test_unencoded_colon_in_password_is_masked_whole() -> None:
+    dsn = "redis://user:S3CR:x@127.0.0.1:1/0"
+    assert "S3CR" not in mask_dsn(dsn)
+    assert "S3CR" not in repr(connfx.ConfigTarget(dsn=dsn))
+
+
+def test_password_in_query_is_masked() -> None:
+    dsn = "redis://127.0.0.1:1/0?password=S3CRq&db=1&auth_token=T0K"
+    for shown in (
+        mask_dsn(dsn),
+        parse_dsn(dsn).masked(),
+        repr(connfx.ConfigTarget(dsn=dsn)),
+    ):
+        assert "S3CRq" not in shown
+        assert "T0K" not in shown
+        assert "db=1" in shown
+
+
+def test_at_sign_in_query_is_not_an_error() -> None:
+    parsed = parse_dsn("postgres://u@h:5432/db?application_name=a@b")
+    assert parsed.query == {"application_name": "a@b"}
+    assert parsed.host == "h"

@@ -10,12 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from datafx.connfx.dsn import ParsedDSN, mask_dsn, parse_dsn, protocol_for_scheme
+from datafx.connfx.dsn import (
+    ParsedDSN,
+    is_secret_option,
+    mask_dsn,
+    parse_dsn,
+    protocol_for_scheme,
+)
 from datafx.connfx.errors import InvalidConfigError
 
 __all__ = ["ConfigTarget", "to_seconds"]
-
-_SECRET_PROPERTY_WORDS = ("password", "secret", "token", "key")
 
 
 def to_seconds(
@@ -219,8 +223,6 @@ def _coerce_env(name: str, raw: str) -> Any:
 
 def _masked_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        name: "***"
-        if any(word in name.lower() for word in _SECRET_PROPERTY_WORDS)
-        else value
+        name: "***" if is_secret_option(name) or name.lower().endswith("key") else value
         for name, value in properties.items()
     }

@@ -22,6 +22,7 @@ __all__ = [
     "SCHEME_ALIASES",
     "TLS_SCHEMES",
     "ParsedDSN",
+    "is_secret_option",
     "mask_dsn",
     "parse_dsn",
     "protocol_for_scheme",
@@ -46,9 +47,19 @@ SCHEME_ALIASES: dict[str, str] = {
 TLS_SCHEMES = frozenset({"rediss", "rediss+cluster", "amqps", "tls"})
 
 _MASK = "***"
-_USERINFO = re.compile(
-    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#]*)@"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# Query parameters whose values are secrets, matched on a lower-case name.
+_SECRET_WORDS = ("password", "passwd", "secret", "token")
+_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&;][^=&;#]*(?:" + "|".join(_SECRET_WORDS) + r")[^=&;#]*=)[^&;#]*",
+    re.IGNORECASE,
 )
+
+
+def is_secret_option(name: str) -> bool:
+    """Return whether an option or query parameter named ``name`` holds a secret."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 def protocol_for_scheme(scheme: str) -> str:
@@ -91,7 +102,10 @@ class ParsedDSN:
             userinfo += "@"
         hosts = self.hosts or ((self.host or "", self.port),)
         netloc = ",".join(_format_host(h, p) for h, p in hosts)
-        query = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.query.items())
+        query = "&".join(
+            f"{quote(k)}={_MASK if mask_password and is_secret_option(k) else quote(v)}"
+            for k, v in self.query.items()
+        )
         return f"{self.scheme}://{userinfo}{netloc}{self.path}" + (
             f"?{query}" if query else ""
         )
@@ -107,14 +121,27 @@ def _format_host(host: str, port: int | None) -> str:
 
 
 def mask_dsn(dsn: str) -> str:
-    """Return ``dsn`` with any password replaced by ``***``, even if it is malformed."""
-    match = _USERINFO.match(dsn)
+    """Return ``dsn`` with any password replaced by ``***``, even if it is malformed.
+
+    Everything between the scheme and the last ``@`` counts as user
+    information, so a password with an unencoded ``@``, ``/``, ``#``, ``?``
+    or ``:`` is masked whole; a DSN with ``@`` in its query may be masked
+    more than needed, never less. Query parameters named like a password or
+    token are masked too.
+    """
+    if not isinstance(dsn, str):
+        return repr(type(dsn))
+    dsn = _QUERY_SECRET.sub(lambda m: m.group("name") + _MASK, dsn)
+    match = _SCHEME.match(dsn)
     if match is None:
         return dsn
-    userinfo = match.group("userinfo")
-    user, sep, _ = userinfo.rpartition(":") if ":" in userinfo else (userinfo, "", "")
-    masked = f"{user}{sep}{_MASK}" if sep else userinfo
-    return match.group("scheme") + masked + "@" + dsn[match.end() :]
+    rest = dsn[match.end() :]
+    userinfo, at, tail = rest.rpartition("@")
+    if not at:
+        return dsn
+    user, colon, _ = userinfo.partition(":")
+    masked = f"{user}:{_MASK}" if colon else userinfo
+    return match.group(0) + masked + "@" + tail
 
 
 def parse_dsn(dsn: str) -> ParsedDSN:
@@ -195,6 +222,15 @@ def _parse_network(scheme: str, protocol: str, dsn: str) -> ParsedDSN:
     except ValueError as exc:
         raise InvalidConfigError(f"invalid DSN {masked!r}: {exc}") from None
     netloc = parts.netloc
+    after_netloc = dsn.split("://", 1)[1][len(netloc) :]
+    port_text = netloc.rpartition(":")[2] if ":" in netloc else ""
+    if "@" not in netloc and "@" in after_netloc and not port_text.isdigit():
+        # "user:pa#ss@host" splits at "#", leaving "user:pa" as host and port.
+        raise InvalidConfigError(
+            f"invalid DSN {masked!r}: the user name or password seems to contain "
+            "an unencoded '/', '?' or '#'; percent-encode it, for example with "
+            "urllib.parse.quote(password, safe='')"
+        )
     userinfo, at, hostlist = netloc.rpartition("@")
     if not at:
         userinfo, hostlist = "", netloc
