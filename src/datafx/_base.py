@@ -17,9 +17,15 @@ from datafx.connfx.errors import (
 
 
 def check_key(key: Any) -> str:
-    """Return ``key`` when it is a non-empty ``str``; raise otherwise."""
-    if type(key) is str and key:
+    """Return ``key`` when it is a non-empty ``str`` without NUL; raise otherwise.
+
+    NUL is rejected because PostgreSQL text cannot store it, and a key must
+    mean the same on every backend.
+    """
+    if type(key) is str and key and "\x00" not in key:
         return key
+    if isinstance(key, str) and "\x00" in key:
+        raise ValueError(f"key must not contain the NUL character, got {key!r}")
     if isinstance(key, str) and key:
         return str(key)
     if isinstance(key, str):
@@ -40,8 +46,13 @@ def check_keys(keys: Iterable[Any]) -> list[str]:
         unique = dict.fromkeys(keys)
     except TypeError:  # an unhashable key; check_key below names it
         unique = {}
-    # Fast path: every key is already a non-empty str (checked in C by map).
-    if unique and "" not in unique and set(map(type, unique)) == {str}:
+    # Fast path: every key is already a non-empty str without NUL.
+    if (
+        unique
+        and "" not in unique
+        and set(map(type, unique)) == {str}
+        and not any("\x00" in key for key in unique)
+    ):
         return list(unique)
     return list(dict.fromkeys(check_key(k) for k in keys))
 

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from datafx._base import Translate, check_key, require
+from datafx._base import Translate, require
 from datafx.codec import Codec, default_codec
 from datafx.connfx.behaviors import Behavior
 from datafx.connfx.config import to_seconds
@@ -99,14 +99,16 @@ def check_consumer_config(config: ConsumerConfig | None) -> ConsumerConfig:
     visibility_timeout(config)
     dead_letter = config.args.get("dead_letter_queue")
     if dead_letter is not None:
-        check_key(dead_letter)
+        check_name(dead_letter, "args['dead_letter_queue']")
     return config
 
 
 def check_name(name: Any, what: str = "queue name") -> str:
     if isinstance(name, str) and name:
         return name
-    raise TypeError(f"{what} must be a non-empty str, got {name!r}")
+    if isinstance(name, str):
+        raise ValueError(f"{what} must be a non-empty str, got ''")
+    raise TypeError(f"{what} must be a non-empty str, not {type(name).__name__}")
 
 
 class _DeadLetterSink(Protocol):
@@ -152,6 +154,12 @@ class Lease:
         self._dead_letter_target = str(
             config.args.get("dead_letter_queue") or name + DEAD_LETTER_SUFFIX
         )
+        if self._dead_letter_target == name:
+            raise ValueError(
+                f"args['dead_letter_queue'] must differ from the queue it serves, "
+                f"got {name!r}; dead-lettering into the same queue would redeliver "
+                "failed messages forever"
+            )
         self._t_fetch = Translate(conn, "fetch")
         self._t_ack = Translate(conn, "ack")
         self._t_release = Translate(conn, "release")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -17,6 +18,7 @@ from datafx.connfx.connection import Connection
 from datafx.connfx.errors import (
     ConnectionNotSupportedError,
     KeyNotFoundError,
+    NestedTransactionError,
     TransactionFailedError,
     UnmarshalError,
 )
@@ -33,6 +35,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _logger = logging.getLogger("datafx.store")
+
+# Connections (by id) with a transaction open in the current task.
+_ACTIVE_TRANSACTIONS: ContextVar[frozenset[int]] = ContextVar(
+    "datafx_active_transactions", default=frozenset()
+)
+
+# The longest accepted TTL: 100 years. Longer lifetimes overflow the
+# date types of some backends (MySQL DATETIME ends in 9999).
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 
 
 class Store:
@@ -245,6 +256,11 @@ def check_ttl(ttl: float | timedelta | None) -> float | None:
     if ttl is None:
         return None
     seconds = to_seconds(ttl, "ttl")
+    if seconds > MAX_TTL_SECONDS:
+        raise ValueError(
+            f"ttl must be at most {MAX_TTL_SECONDS} seconds (100 years), got {ttl!r}; "
+            "pass ttl=None for a key that never expires"
+        )
     if seconds < 0.001:
         raise ValueError(
             f"ttl must be at least one millisecond, got {ttl!r}; "
@@ -318,13 +334,23 @@ class TransactionalStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         self._conn.check_open()
+        active = _ACTIVE_TRANSACTIONS.get()
+        if id(self._conn) in active:
+            raise NestedTransactionError(
+                f"a transaction on connection {self._conn.name!r} is already open "
+                "in this task; nested transactions are not supported, so use the "
+                "outer transaction's object"
+            )
         with self._t_begin:
             port = await self._port.begin()
+        token = _ACTIVE_TRANSACTIONS.set(active | {id(self._conn)})
         try:
             yield Transaction(self._conn, port, self._codec)
         except BaseException:
             await _rollback_quietly(port, self._conn)
             raise
+        finally:
+            _ACTIVE_TRANSACTIONS.reset(token)
         try:
             with self._t_commit:
                 await port.commit()

@@ -6,6 +6,7 @@ Every error derives from :class:`DataError`::
     ├── KeyNotFoundError            (also a KeyError)
     ├── ConnectionNotSupportedError
     ├── TransactionFailedError
+    ├── NestedTransactionError      (also a RuntimeError)
     ├── QueueNotSupportedError
     ├── QueueNotFoundError
     ├── QueueFullError
@@ -41,6 +42,7 @@ __all__ = [
     "KeyNotFoundError",
     "MarshalError",
     "MessageProcessingError",
+    "NestedTransactionError",
     "PoolTimeoutError",
     "QueueFullError",
     "QueueNotFoundError",
@@ -89,6 +91,15 @@ class TransactionFailedError(DataError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         self.retryable = retryable
         super().__init__(message)
+
+
+class NestedTransactionError(DataError, RuntimeError):
+    """A transaction was opened inside another one on the same connection.
+
+    Backends disagree on what a nested transaction would mean (a savepoint,
+    an independent commit, or a deadlock on SQLite's single writer), so
+    datafx rejects it everywhere; use the outer transaction's object instead.
+    """
 
 
 class QueueNotSupportedError(DataError):

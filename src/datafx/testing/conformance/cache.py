@@ -80,6 +80,8 @@ async def test_zero_or_negative_ttl_is_rejected(backend: Backend) -> None:
             await cache.set_raw(backend.key(), b"replaced", ttl=bad)
         with pytest.raises(ValueError, match="ttl"):
             await cache.expire(backend.key(), bad)
+    with pytest.raises(ValueError, match="100 years"):
+        await cache.set(backend.key(), "replaced", ttl=1e12)
     with pytest.raises(TypeError):
         await cache.set(backend.key(), "replaced", ttl="10")  # type: ignore[arg-type]
     assert await cache.get(backend.key()) == "kept"

@@ -226,6 +226,10 @@ async def test_invalid_keys_are_rejected_before_io(backend: Backend) -> None:
         await store.set(123, 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="str"):
         await store.get(None)  # type: ignore[call-overload]
+    with pytest.raises(ValueError, match="NUL"):
+        await store.set(backend.key("nul\x00char"), 1)
+    with pytest.raises(ValueError, match="NUL"):
+        await store.get_many([backend.key("ok"), backend.key("nul\x00")])
     with pytest.raises(TypeError):
         await store.get_many(backend.key())
     with pytest.raises(TypeError):

@@ -200,6 +200,23 @@ async def test_invalid_values_inside_transaction_write_nothing(
     assert await store.get_many([backend.key("ok"), backend.key("bad")]) == {}
 
 
+async def test_nested_transaction_is_rejected(backend: Backend) -> None:
+    tx_store = _tx_store(backend)
+    store = datafx.Store(backend.conn)
+    async with asyncio.timeout(10):
+        async with tx_store.transaction() as outer:
+            await outer.set(backend.key("outer"), 1)
+            with pytest.raises(datafx.NestedTransactionError):
+                async with tx_store.transaction():
+                    pass
+            await outer.set(backend.key("after"), 2)
+    assert await store.get(backend.key("outer")) == 1
+    assert await store.get(backend.key("after")) == 2
+    async with tx_store.transaction() as tx:
+        await tx.set(backend.key("next"), 3)
+    assert await store.get(backend.key("next")) == 3
+
+
 async def test_retries_must_be_non_negative(backend: Backend) -> None:
     tx_store = _tx_store(backend)
 
