@@ -36,7 +36,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -518,7 +518,7 @@ async def _handle_one(
             value = message.decode(message_type)
         except UnmarshalError as exc:
             message.settled = True
-            await lease.dead_letter(message, f"cannot decode the body: {exc}")
+            await _finish(lease.dead_letter(message, f"cannot decode the body: {exc}"))
             return False
     try:
         result = handler(value)
@@ -540,7 +540,9 @@ async def _handle_one(
         # The handler received the Message and settled it itself,
         # or auto-ack settled it on delivery.
         if result is not True and lease.config.auto_ack:
-            await lease.dead_letter(message, "the handler failed and auto_ack is on")
+            await _finish(
+                lease.dead_letter(message, "the handler failed and auto_ack is on")
+            )
         return False
     if result is True:
         message.settled = True
@@ -554,8 +556,27 @@ async def _handle_one(
             lease.name,
         )
     message.settled = True
-    await lease.retry(message, "the handler failed")
+    await _finish(lease.retry(message, "the handler failed"))
     return False
+
+
+async def _finish(step: Coroutine[Any, Any, None]) -> None:
+    """Run a settle step to its end even when the loop is cancelled meanwhile.
+
+    Once a handler has returned, its outcome (a retry or a dead letter) is
+    recorded before the cancellation propagates, so a stopped consumer
+    never leaves a message half-settled.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            _logger.warning(
+                "settling a message after cancellation failed: %s", task.exception()
+            )
+        raise
 
 
 class Queue:
