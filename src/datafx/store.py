@@ -82,9 +82,11 @@ class Store:
             return self._codec.decode(data, type_)
         except UnmarshalError as exc:
             name = "JSON" if type_ is None else getattr(type_, "__name__", repr(type_))
-            raise UnmarshalError(
+            error = UnmarshalError(
                 f"cannot decode the value of key {key!r} into {name}: {exc}"
-            ) from exc
+            )
+            error.key = key
+            raise error from exc
 
     def _check_open(self) -> None:
         self._conn.check_open()
@@ -385,7 +387,9 @@ class TransactionalStore:
                 if not exc.retryable or attempt >= retries:
                     raise
                 attempt += 1
-                _logger.warning(
+                # Conflicts are expected under contention; only giving up
+                # (the raise above) is worth a caller's attention.
+                _logger.debug(
                     "transaction on %r conflicted, retrying (%d of %d)",
                     self._conn.name,
                     attempt,

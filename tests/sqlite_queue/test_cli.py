@@ -55,7 +55,8 @@ def test_queue_consume_no_ack_hands_back(run: Invoke) -> None:
 def test_queue_errors_exit_with_message(run: Invoke) -> None:
     missing = run("queue", "consume", "nope", "--wait", "0.1")
     assert missing.exit_code == 1
-    assert "declare_queue('nope')" in missing.output
+    assert "not found: 'nope'" in missing.output
+    assert "datafx queue declare" in missing.output
     run("queue", "declare", "full", "--max-length", "1", "--reject-when-full")
     run("queue", "publish", "full", "1")
     rejected = run("queue", "publish", "full", "2")

@@ -274,7 +274,15 @@ def export(settings: Settings, prefix: str, output: str, batch_size: int) -> Non
             with progress(len(keys), "exporting", enabled=settings.progress) as bar:
                 for start in range(0, len(keys), batch_size):
                     chunk = keys[start : start + batch_size]
-                    values = await store.get_many(chunk, msgspec.Raw)
+                    try:
+                        values = await store.get_many(chunk, msgspec.Raw)
+                    except UnmarshalError as exc:
+                        raise click.ClickException(
+                            f"cannot export: the value of key {exc.key!r} is not "
+                            "JSON; "
+                            "read it with `datafx kv get --raw KEY`, or export a "
+                            "--prefix that holds only JSON values"
+                        ) from exc
                     for key in chunk:
                         value = values.get(key)
                         if value is None:

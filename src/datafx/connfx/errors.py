@@ -112,7 +112,9 @@ class QueueNotFoundError(DataError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(
-            f"queue not found: {name!r}; call declare_queue({name!r}) first"
+            f"queue or stream not found: {name!r}; declare a queue with "
+            "Queue.declare_queue() (datafx queue declare), or create a stream "
+            "by sending to it or creating a consumer group on it"
         )
 
 
@@ -146,7 +148,12 @@ class MarshalError(CodecError, ValueError):
 
 
 class UnmarshalError(CodecError, ValueError):
-    """Stored bytes cannot be decoded into the requested type."""
+    """Stored bytes cannot be decoded into the requested type.
+
+    ``key`` names the stored key when the bytes came from a store, else ``None``.
+    """
+
+    key: str | None = None
 
 
 class ConnectionClosedError(DataError):
