@@ -36,8 +36,8 @@ R = TypeVar("R")
 
 _logger = logging.getLogger("datafx.store")
 
-# Connections (by id) with a transaction open in the current task.
-_ACTIVE_TRANSACTIONS: ContextVar[frozenset[int]] = ContextVar(
+# (connection id, task id) of each transaction open in the current context.
+_ACTIVE_TRANSACTIONS: ContextVar[frozenset[tuple[int, int]]] = ContextVar(
     "datafx_active_transactions", default=frozenset()
 )
 
@@ -336,8 +336,11 @@ class TransactionalStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         self._conn.check_open()
+        # Tasks created inside a transaction inherit this context variable,
+        # so the entry also names the task: their own transactions are not nested.
+        marker = (id(self._conn), id(asyncio.current_task()))
         active = _ACTIVE_TRANSACTIONS.get()
-        if id(self._conn) in active:
+        if marker in active:
             raise NestedTransactionError(
                 f"a transaction on connection {self._conn.name!r} is already open "
                 "in this task; nested transactions are not supported, so use the "
@@ -345,7 +348,7 @@ class TransactionalStore:
             )
         with self._t_begin:
             port = await self._port.begin()
-        token = _ACTIVE_TRANSACTIONS.set(active | {id(self._conn)})
+        token = _ACTIVE_TRANSACTIONS.set(active | {marker})
         try:
             yield Transaction(self._conn, port, self._codec)
         except BaseException:

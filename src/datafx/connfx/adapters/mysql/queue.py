@@ -27,6 +27,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from asyncmy.errors import IntegrityError
+
 from datafx.connfx.adapters.mysql.pool import MySqlPool, execute, fetch
 from datafx.connfx.adapters.mysql.schema import MAX_NAME_BYTES
 from datafx.connfx.adapters.sqlbase.completion import Completion
@@ -72,6 +74,24 @@ def _text(value: Any) -> str:
     return bytes(value).decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
+_DUPLICATE_KEY = 1062
+
+
+async def _insert_new(connection: Any, sql: str, args: Sequence[Any]) -> bool:
+    """Insert one row; return ``False`` when its primary key already exists.
+
+    A plain INSERT whose duplicate-key error is caught, because INSERT IGNORE
+    makes the server send a warning that asyncmy prints on stderr. InnoDB
+    rolls back only the failed statement, so an open transaction goes on.
+    """
+    try:
+        return await execute(connection, sql, args) == 1
+    except IntegrityError as exc:
+        if exc.args and exc.args[0] == _DUPLICATE_KEY:
+            return False
+        raise
+
+
 class _Sql:
     """Every statement of the queue port, with the table names filled in."""
 
@@ -82,12 +102,10 @@ class _Sql:
         p = names.table("queue_pending")
         c = names.table("queue_consumers")
         self.declare = (
-            f"INSERT IGNORE INTO {q} (name, stream, max_length, reject_when_full, "
+            f"INSERT INTO {q} (name, stream, max_length, reject_when_full, "
             "message_ttl, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
         )
-        self.create_group = (
-            f"INSERT IGNORE INTO {g} (queue, grp, last_id) VALUES (%s, %s, %s)"
-        )
+        self.create_group = f"INSERT INTO {g} (queue, grp, last_id) VALUES (%s, %s, %s)"
         self.settings = (
             f"SELECT stream, max_length, reject_when_full, message_ttl FROM {q} "
             "WHERE name = %s"
@@ -288,7 +306,7 @@ class MySqlQueues:
             time.time(),
         )
         async with self._transaction() as connection:
-            created = await execute(connection, self._sql.declare, args) == 1
+            created = await _insert_new(connection, self._sql.declare, args)
             if created and not stream:
                 await execute(
                     connection, self._sql.create_group, (name, DEFAULT_GROUP, 0)
@@ -320,7 +338,7 @@ class MySqlQueues:
                         f"invalid start id {start_id!r}: use '0', '$' or a message id"
                     ) from None
             args = (name, group, start)
-            return await execute(connection, self._sql.create_group, args) == 1
+            return await _insert_new(connection, self._sql.create_group, args)
 
     # -- publishing ------------------------------------------------------------
 
