@@ -170,6 +170,11 @@ class PostgresPool:
 
     def discard(self, connection: Any) -> None:
         """Close ``connection`` at once and free its slot for a new one."""
+        # NOTE: terminating a connection whose statement was cancelled makes
+        # asyncpg fail that statement's internal future, which nobody awaits,
+        # so asyncio may log "Future exception was never retrieved" at garbage
+        # collection. The log line is harmless: the caller was cancelled and
+        # nothing of the statement is reused.
         self._members.discard(connection)
         if not connection.is_closed():
             connection.terminate()
