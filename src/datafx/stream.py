@@ -12,6 +12,7 @@ stream.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -118,6 +119,7 @@ class QueueStream:
             raise TypeError(
                 f"start_id must be '0', '$' or an entry id (str), got {start_id!r}"
             )
+        _check_start_id(start_id)
         await self._ensure_stream(stream_name)
         with self._t_group:
             return await self._port.create_group(stream_name, group, start_id)
@@ -267,3 +269,23 @@ class QueueStream:
         self._conn.check_open()
         with self._t_trim:
             return await self._port.trim(stream_name, max_len)
+
+
+# An entry id: one number (tables, memory) or two joined by "-" (Redis).
+_ENTRY_ID = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
+
+
+def _check_start_id(start_id: str) -> None:
+    """Reject a start id that no backend could mean, before any I/O.
+
+    A well-formed id of another backend's format (``"5-0"`` on a table
+    backend) is left to the backend, which raises ``BackendError``.
+    """
+    if start_id in (START_AT_BEGINNING, "$"):
+        return
+    parts = start_id.split("-") if _ENTRY_ID.fullmatch(start_id) else []
+    if not parts or any(int(part) >= 2**63 for part in parts):
+        raise ValueError(
+            f"start_id must be '0', '$' or an entry id such as one returned by "
+            f"send_message(), got {start_id!r}"
+        )

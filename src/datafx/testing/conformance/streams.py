@@ -128,6 +128,27 @@ async def test_group_at_new_reads_only_new(backend: Backend) -> None:
     assert await read_nothing(stream, name, "new-only", "c1") is None
 
 
+async def test_group_after_entry_id_reads_later_entries(backend: Backend) -> None:
+    stream = _stream(backend)
+    name = backend.key("s")
+    first = await stream.send_message(name, "first")
+    await stream.send_message(name, "second")
+    await stream.create_consumer_group(name, "after-first", first)
+    [entry] = await read(stream, name, "after-first", "c1", 1)
+    assert entry.decode() == "second"
+
+
+async def test_invalid_start_ids_are_rejected(backend: Backend) -> None:
+    stream = _stream(backend)
+    name = backend.key("s")
+    await stream.send_message(name, "entry")
+    for bad in ("-1", "abc", "1.5", "99999999999999999999999", "1-2-3"):
+        with pytest.raises(ValueError, match="start_id"):
+            await stream.create_consumer_group(name, f"g{bad}", bad)
+    info = await stream.get_consumer_group_info(name)
+    assert info == []
+
+
 async def test_groups_each_read_every_entry(backend: Backend) -> None:
     stream = _stream(backend)
     name = backend.key("s")
