@@ -492,7 +492,7 @@ async def _handle_batch(
                 done.append(message)
     finally:
         if done:
-            await asyncio.shield(_ack_quietly(lease, done))
+            await _finish(_ack_quietly(lease, done))
 
 
 async def _ack_quietly(lease: Lease, messages: list[Message]) -> None:
