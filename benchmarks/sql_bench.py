@@ -401,14 +401,24 @@ async def queue_rows(backend: str, conn: Any, raw: Any, messages: int) -> list[R
         started = time.perf_counter()
         received = 0
         if side == "datafx":
+            # The consumer loop acknowledges each batch with one statement,
+            # as the raw side does.
             config = ConsumerConfig(prefetch_count=PREFETCH, block_timeout=0.5)
-            async with queue.consume(name, config) as stream:
-                async for message in stream:
-                    message.decode()
-                    await message.ack()
-                    received += 1
-                    if received == messages:
-                        break
+            finished = asyncio.Event()
+
+            def handle(value: Any, done: asyncio.Event = finished) -> bool:
+                nonlocal received
+                received += 1
+                if received == messages:
+                    done.set()
+                return True
+
+            consumer = asyncio.create_task(
+                queue.process_messages(name, handle, None, config)
+            )
+            await finished.wait()
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
         else:
             while received < messages:
                 received += await raw.consume_batch(name)
