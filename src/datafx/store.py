@@ -375,8 +375,8 @@ class TransactionalStore:
 
         When the commit fails with a retryable ``TransactionFailedError``
         (a conflict or a serialization failure), ``fn`` runs again, up to
-        ``retries`` more times; ``fn`` must therefore have no side effects
-        outside the transaction.
+        ``retries`` more times. So ``fn`` must have no side effects outside
+        the transaction.
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int of 0 or more, got {retries!r}")

@@ -49,7 +49,7 @@ def to_seconds(
 
 @dataclass(slots=True)
 class ConfigTarget:
-    """Where and how to connect.
+    """The location of a backend and the settings to connect with.
 
     Either ``dsn`` (or its synonym ``url``) or ``host``/``port`` locate the
     server. ``protocol`` may be left empty when the DSN's scheme names it.
@@ -124,7 +124,7 @@ class ConfigTarget:
         return merged
 
     def masked_location(self) -> str:
-        """The DSN with its password masked, or ``host:port``."""
+        """Return the DSN with its password masked, or ``host:port``."""
         if self.location:
             return mask_dsn(self.location)
         return f"{self.protocol}://{self.host or ''}" + (

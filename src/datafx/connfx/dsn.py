@@ -57,7 +57,7 @@ _QUERY_SECRET = re.compile(
 
 
 def is_secret_option(name: str) -> bool:
-    """Return whether an option or query parameter named ``name`` holds a secret."""
+    """Return whether an option or query parameter named ``name`` is a secret."""
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
 
@@ -125,7 +125,7 @@ def mask_dsn(dsn: str) -> str:
 
     Everything between the scheme and the last ``@`` counts as user
     information, so a password with an unencoded ``@``, ``/``, ``#``, ``?``
-    or ``:`` is masked whole; a DSN with ``@`` in its query may be masked
+    or ``:`` is masked whole. A DSN with ``@`` in its query may be masked
     more than needed, never less. Query parameters named like a password or
     token are masked too.
     """

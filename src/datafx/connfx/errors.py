@@ -96,9 +96,9 @@ class TransactionFailedError(DataError):
 class NestedTransactionError(DataError, RuntimeError):
     """A transaction was opened inside another one on the same connection.
 
-    Backends disagree on what a nested transaction would mean (a savepoint,
-    an independent commit, or a deadlock on SQLite's single writer), so
-    datafx rejects it everywhere; use the outer transaction's object instead.
+    Backends disagree on what a nested transaction would mean: a savepoint,
+    an independent commit, or a deadlock on SQLite's single writer. So datafx
+    rejects it everywhere. Use the outer transaction's object instead.
     """
 
 

@@ -33,7 +33,7 @@ OVERFLOW_REJECT_PUBLISH = "reject-publish"
 
 @dataclass(slots=True)
 class QueueConfig:
-    """How a queue is declared.
+    """Settings of a queue declaration.
 
     ``max_length`` of 0 means unbounded; when a queue is full the oldest
     message is dropped, unless ``args={"overflow": "reject-publish"}``.
@@ -77,7 +77,7 @@ class QueueConfig:
 
 @dataclass(slots=True)
 class ConsumerConfig:
-    """How a consumer fetches, acknowledges and retries messages.
+    """Settings of a consumer: fetching, acknowledging and retrying messages.
 
     ``prefetch_count`` bounds unacked messages held by one consumer.
     ``block_timeout`` is how long one fetch waits for new messages.

@@ -39,7 +39,7 @@ class Capabilities:
     transactions: bool = True
     queues: bool = False
     streams: bool = False
-    # Another connection to the same DSN sees the same data.
+    # Another connection to the same DSN reads the same data.
     shared_between_connections: bool = True
     # Queue consumers can be cancelled and their messages redelivered at once.
     consumer_groups: bool = True
